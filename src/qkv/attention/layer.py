@@ -1,0 +1,154 @@
+"""SelfAttention: queries, keys and values as linear projections of one embedding.
+
+The article stores three vectors per word; a real layer stores one embedding per token and *extracts* the
+query, key and value from it with three learned linear maps (``to_q``, ``to_k``, ``to_v``). Several heads
+do this in parallel on slices of the width, and ``to_out`` mixes the heads' outputs back into the model
+width.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from qkv.attention.kernels import attend
+from qkv.attention.kv_cache import KVCache
+from qkv.attention.positions import POSITION_SCHEMES, ALiBiPositions, PositionScheme, RotaryPositions
+from qkv.errors import ConfigError, check_choice, check_positive
+from qkv.shapes import ShapeError, Tensor, require_rank
+
+__all__ = ["AttentionConfig", "SelfAttention"]
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """One self-attention layer.
+
+    ``width`` is the model width D; ``heads`` the query heads H; ``kv_heads`` the key/value heads G
+    (grouped-query; ``None`` means G = H); ``head_width`` K (``None`` means D / H). ``positions`` picks the
+    scheme; only ``"rope"`` and ``"alibi"`` act inside the layer, ``"learned"`` and ``"sinusoidal"`` are
+    added to the embedding by the model. ``context`` bounds the positions RoPE and ALiBi can encode.
+    """
+
+    width: int
+    heads: int
+    kv_heads: int | None = None
+    head_width: int | None = None
+    bias: bool = True
+    causal: bool = True
+    positions: PositionScheme = "none"
+    context: int = 1024
+    rope_theta: float = 10000.0
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for field in ("width", "heads", "context"):
+            check_positive(name, field, getattr(self, field))
+        if self.kv_heads is not None:
+            check_positive(name, "kv_heads", self.kv_heads)
+            if self.heads % self.kv_heads:
+                raise ConfigError(
+                    f"{name}.kv_heads={self.kv_heads} must divide heads={self.heads} "
+                    "(each key/value head serves a whole group of query heads)"
+                )
+        if self.head_width is None:
+            if self.width % self.heads:
+                raise ConfigError(
+                    f"{name}.heads={self.heads} does not divide width={self.width}; choose heads that divide "
+                    "the width or set head_width"
+                )
+        else:
+            check_positive(name, "head_width", self.head_width)
+        check_choice(name, "positions", self.positions, POSITION_SCHEMES)
+        if self.positions == "rope" and self.key_width % 2:
+            raise ConfigError(f"{name}.head_width={self.key_width} must be even for RoPE")
+        if self.rope_theta <= 0:
+            raise ConfigError(f"{name}.rope_theta must be positive, got {self.rope_theta}")
+
+    @property
+    def key_width(self) -> int:
+        """K, the width of one head's query, key and value."""
+        return self.head_width if self.head_width is not None else self.width // self.heads
+
+    @property
+    def groups(self) -> int:
+        """G, the number of key/value heads."""
+        return self.kv_heads if self.kv_heads is not None else self.heads
+
+
+class SelfAttention(nn.Module):
+    """Multi-head (or grouped-query) self-attention over ``x (B, T, D)``."""
+
+    def __init__(self, config: AttentionConfig) -> None:
+        super().__init__()
+        self.config = config
+        H, G, K, D = config.heads, config.groups, config.key_width, config.width
+        self.to_q = nn.Linear(D, H * K, bias=config.bias)
+        self.to_k = nn.Linear(D, G * K, bias=config.bias)
+        self.to_v = nn.Linear(D, G * K, bias=config.bias)
+        self.to_out = nn.Linear(H * K, D, bias=config.bias)
+        self.rope = RotaryPositions(K, config.context, config.rope_theta) if config.positions == "rope" else None
+        self.alibi = ALiBiPositions(H, config.context) if config.positions == "alibi" else None
+
+    def forward(self, x: Tensor, *, mask: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
+        """``x (B, T, D)`` → ``(B, T, D)``.
+
+        ``mask`` is boolean, ``True`` where allowed, broadcastable to ``(B, H, T, S)`` (e.g. a padding mask
+        ``(B, 1, 1, S)``). With a ``cache``, ``x`` holds only the new tokens; their keys and values are
+        appended and attention runs over every cached position (``S = cached + T``).
+        """
+        output, _ = self.attend(x, mask=mask, cache=cache, need_weights=False)
+        return output
+
+    def attend(
+        self,
+        x: Tensor,
+        *,
+        mask: Tensor | None = None,
+        cache: KVCache | None = None,
+        need_weights: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
+        """Like :meth:`forward`, also returning the weights ``(B, H, T, S)`` when ``need_weights``."""
+        require_rank("SelfAttention input", x, "BTD")
+        B, T, D = x.shape
+        if self.config.width != D:
+            raise ShapeError(f"SelfAttention expects width D={self.config.width}, got input {tuple(x.shape)}")
+        H, G, K = self.config.heads, self.config.groups, self.config.key_width
+        offset = cache.length if cache is not None else 0
+
+        queries = self.to_q(x).view(B, T, H, K).transpose(1, 2)  # (B, H, T, K)
+        keys = self.to_k(x).view(B, T, G, K).transpose(1, 2)  # (B, G, T, K)
+        values = self.to_v(x).view(B, T, G, K).transpose(1, 2)  # (B, G, T, K)
+        if self.rope is not None:
+            queries, keys = self.rope(queries, offset), self.rope(keys, offset)
+        if cache is not None:
+            keys, values = cache.append(keys, values)  # (B, G, S, K)
+        S = keys.shape[2]
+        bias = self.alibi(T, S, offset).to(queries.dtype) if self.alibi is not None else None  # (H, T, S)
+
+        output, weights = attend(
+            queries, keys, values, causal=self.config.causal, mask=mask, bias=bias, need_weights=need_weights
+        )  # (B, H, T, K)
+        output = output.transpose(1, 2).reshape(B, T, H * K)  # (B, T, H·K): heads side by side
+        return self.to_out(output), weights
+
+    def new_cache(
+        self,
+        batch: int,
+        capacity: int,
+        *,
+        dtype: torch.dtype | None = None,
+        device: torch.device | None = None,
+    ) -> KVCache:
+        """An empty cache shaped for this layer."""
+        weight = self.to_k.weight
+        return KVCache(
+            batch,
+            self.config.groups,
+            capacity,
+            self.config.key_width,
+            dtype=dtype or weight.dtype,
+            device=device or weight.device,
+        )

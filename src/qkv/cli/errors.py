@@ -1,0 +1,9 @@
+"""User-facing errors: the CLI prints their message on one line and exits non-zero, without a traceback."""
+
+from __future__ import annotations
+
+__all__ = ["UserError"]
+
+
+class UserError(Exception):
+    """A mistake in the user's input; the message names the problem and the fix."""

@@ -1,0 +1,61 @@
+"""``qkv`` — the command-line entry point.
+
+Each subcommand lives in its own module exposing ``register(subparsers)``; its handler receives the parsed
+arguments and returns an exit code. User mistakes (:class:`UserError`, config and shape errors, missing
+files) print one line on stderr and exit with status 2; nothing prints a traceback for them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+from qkv import __version__
+from qkv.cli.errors import UserError
+from qkv.errors import ConfigError, ShapeError
+
+# Subcommand modules, imported only when the parser is built (they import torch lazily themselves).
+SUBCOMMANDS = ("qkv.cli.tour", "qkv.cli.bench")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="qkv",
+        description="Self-attention made real: the article's three parts, your own LLM, real models inspected.",
+    )
+    parser.add_argument("--version", action="version", version=f"qkv {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for module_name in SUBCOMMANDS:
+        importlib.import_module(module_name).register(subparsers)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help()
+        return 0
+    try:
+        code: int = args.handler(args)
+    except (
+        UserError,
+        ConfigError,
+        ShapeError,
+        FileNotFoundError,
+        PermissionError,
+        IsADirectoryError,
+    ) as error:
+        # Config and shape errors already name the field or the shapes, and the fix.
+        print(f"qkv {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"qkv {args.command}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+"""TransformerConfig: one frozen, validated dataclass whose fields alone express BERT, GPT-2 and Llama.
+
+No component asks "which family is this?"; each reads the fields it needs (norm placement, norm kind,
+activation, positions, causal, biases, tied embeddings …). Presets give named starting points; change any
+field with ``preset("tiny", width=96)`` or :func:`dataclasses.replace`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any, Literal, get_args
+
+from qkv.attention.layer import AttentionConfig
+from qkv.attention.positions import POSITION_SCHEMES, PositionScheme
+from qkv.errors import ConfigError, check_choice, check_positive
+
+__all__ = ["FAMILIES", "PRESETS", "Activation", "NormKind", "Placement", "TransformerConfig", "preset"]
+
+NormKind = Literal["layernorm", "rmsnorm"]
+Placement = Literal["pre", "post"]
+Activation = Literal["gelu", "gelu_tanh", "relu", "swiglu"]
+
+
+@dataclass(frozen=True)
+class TransformerConfig:
+    """A stack of ``layers`` blocks (attention + position-wise MLP) over a vocabulary of ``vocab_size``.
+
+    Widths: ``width`` D, ``heads`` H, ``kv_heads`` G (None: G = H), ``head_width`` K (None: D / H),
+    ``mlp_width`` (None: 4·D). ``context`` is the longest sequence the positions can encode.
+    """
+
+    vocab_size: int = 256
+    context: int = 256
+    width: int = 128
+    layers: int = 4
+    heads: int = 4
+    kv_heads: int | None = None
+    head_width: int | None = None
+    mlp_width: int | None = None
+    activation: Activation = "gelu"
+    norm: NormKind = "layernorm"
+    norm_eps: float = 1e-5
+    norm_placement: Placement = "pre"  # pre: x + f(norm(x)) (GPT-2, Llama); post: norm(x + f(x)) (BERT)
+    positions: PositionScheme = "learned"
+    rope_theta: float = 10000.0
+    causal: bool = True
+    attention_bias: bool = True
+    mlp_bias: bool = True
+    norm_bias: bool = True  # LayerNorm's shift β (RMSNorm has none)
+    token_types: int = 0  # BERT's segment embeddings (2); 0 for none
+    embedding_norm: bool = False  # BERT normalises the summed embeddings
+    final_norm: bool = True  # pre-norm stacks normalise once more before the output
+    lm_head: bool = True  # project to vocabulary logits (False: return hidden states, an encoder)
+    tie_embeddings: bool = True  # the output projection reuses the token embedding matrix
+    dropout: float = 0.0  # on embeddings and on each residual branch, in training only
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for field in ("vocab_size", "context", "width", "layers", "heads"):
+            check_positive(name, field, getattr(self, field))
+        if self.mlp_width is not None:
+            check_positive(name, "mlp_width", self.mlp_width)
+        if self.token_types < 0:
+            raise ConfigError(f"{name}.token_types must be 0 (none) or more, got {self.token_types}")
+        check_choice(name, "activation", self.activation, get_args(Activation))
+        check_choice(name, "norm", self.norm, get_args(NormKind))
+        check_choice(name, "norm_placement", self.norm_placement, get_args(Placement))
+        check_choice(name, "positions", self.positions, POSITION_SCHEMES)
+        if not self.norm_eps > 0:
+            raise ConfigError(f"{name}.norm_eps must be positive, got {self.norm_eps}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"{name}.dropout must be in [0, 1), got {self.dropout}")
+        if self.tie_embeddings and not self.lm_head:
+            raise ConfigError(f"{name}.tie_embeddings=True needs lm_head=True (there is no output to tie)")
+        try:
+            self.attention  # noqa: B018 - validates the attention fields with their own messages
+        except ConfigError as error:
+            raise ConfigError(str(error).replace("AttentionConfig.", f"{name}.")) from None
+
+    @property
+    def attention(self) -> AttentionConfig:
+        """The config of each block's self-attention layer."""
+        return AttentionConfig(
+            width=self.width,
+            heads=self.heads,
+            kv_heads=self.kv_heads,
+            head_width=self.head_width,
+            bias=self.attention_bias,
+            causal=self.causal,
+            positions=self.positions,
+            context=self.context,
+            rope_theta=self.rope_theta,
+        )
+
+    @property
+    def hidden_width(self) -> int:
+        """The MLP's inner width."""
+        return self.mlp_width if self.mlp_width is not None else 4 * self.width
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TransformerConfig:
+        """Build from plain data (e.g. parsed JSON), refusing unknown fields by name."""
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{cls.__name__} has no field {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
+# Family templates: the conventions of each family. Sizes come from the presets or the loaded model.
+FAMILIES: dict[str, TransformerConfig] = {
+    # BERT: post-norm LayerNorm, exact GELU, learned positions + token types, bidirectional, an encoder.
+    "bert": TransformerConfig(
+        norm_placement="post",
+        norm_eps=1e-12,
+        activation="gelu",
+        positions="learned",
+        causal=False,
+        token_types=2,
+        embedding_norm=True,
+        final_norm=False,
+        lm_head=False,
+        tie_embeddings=False,
+    ),
+    # GPT-2: pre-norm LayerNorm, tanh-GELU, learned positions, causal, tied input/output embeddings.
+    "gpt2": TransformerConfig(
+        norm_placement="pre",
+        activation="gelu_tanh",
+        positions="learned",
+        causal=True,
+        tie_embeddings=True,
+    ),
+    # Llama: pre-norm RMSNorm, SwiGLU, RoPE, grouped-query, causal, no biases, untied output.
+    "llama": TransformerConfig(
+        norm="rmsnorm",
+        norm_eps=1e-5,
+        activation="swiglu",
+        positions="rope",
+        causal=True,
+        attention_bias=False,
+        mlp_bias=False,
+        norm_bias=False,
+        tie_embeddings=False,
+    ),
+}
+
+# Size presets for models trained with qkv (GPT-2 conventions). vocab_size is set from the tokenizer.
+PRESETS: dict[str, TransformerConfig] = {
+    "tiny": dataclasses.replace(FAMILIES["gpt2"], context=64, width=64, layers=2, heads=4),
+    "small": dataclasses.replace(FAMILIES["gpt2"], context=64, width=128, layers=4, heads=4),
+    "medium": dataclasses.replace(FAMILIES["gpt2"], context=256, width=384, layers=6, heads=6),
+}
+
+
+def preset(name: str, **overrides: Any) -> TransformerConfig:
+    """A preset or family by name, with any fields overridden: ``preset("tiny", vocab_size=65)``."""
+    table = {**PRESETS, **FAMILIES}
+    if name not in table:
+        raise ConfigError(f"unknown preset {name!r}; choose one of {', '.join(table)}")
+    known = {f.name for f in dataclasses.fields(TransformerConfig)}
+    unknown = sorted(set(overrides) - known)
+    if unknown:
+        raise ConfigError(f"TransformerConfig has no field {', '.join(unknown)}")
+    return dataclasses.replace(table[name], **overrides)

@@ -1,0 +1,182 @@
+"""The transformer: embeddings, a stack of identical blocks, a final norm, and (optionally) logits.
+
+    block(x) = x + attention(norm(x)), then x + mlp(norm(x))        (pre-norm: GPT-2, Llama)
+    block(x) = norm(x + attention(x)), then norm(x + mlp(x))        (post-norm: BERT)
+
+Every choice comes from :class:`~qkv.model.config.TransformerConfig`; no component asks which family it is.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qkv.attention import masks
+from qkv.attention.kv_cache import KVCache
+from qkv.attention.layer import SelfAttention
+from qkv.attention.positions import LearnedPositions, SinusoidalPositions
+from qkv.model.config import TransformerConfig
+from qkv.shapes import ShapeError, Tensor, require_rank
+
+__all__ = ["MLP", "Block", "Embedding", "Transformer", "make_norm"]
+
+
+def make_norm(config: TransformerConfig) -> nn.Module:
+    if config.norm == "rmsnorm":
+        return nn.RMSNorm(config.width, eps=config.norm_eps)
+    return nn.LayerNorm(config.width, eps=config.norm_eps, bias=config.norm_bias)
+
+
+class MLP(nn.Module):
+    """The position-wise feed-forward block: the same two-layer network applied to every token alone.
+
+    SwiGLU (Llama) gates the hidden layer: ``to_out(silu(to_gate(x)) * to_hidden(x))``.
+    """
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        D, F_ = config.width, config.hidden_width
+        self.activation = config.activation
+        self.to_hidden = nn.Linear(D, F_, bias=config.mlp_bias)
+        self.to_gate = nn.Linear(D, F_, bias=config.mlp_bias) if config.activation == "swiglu" else None
+        self.to_out = nn.Linear(F_, D, bias=config.mlp_bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        hidden = self.to_hidden(x)  # (B, T, F)
+        if self.to_gate is not None:
+            hidden = F.silu(self.to_gate(x)) * hidden
+        elif self.activation == "gelu":
+            hidden = F.gelu(hidden)
+        elif self.activation == "gelu_tanh":
+            hidden = F.gelu(hidden, approximate="tanh")
+        else:
+            hidden = F.relu(hidden)
+        return self.to_out(hidden)  # (B, T, D)
+
+
+class Block(nn.Module):
+    """Self-attention then the MLP, each wrapped in a residual connection and a norm."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.pre_norm = config.norm_placement == "pre"
+        self.attention = SelfAttention(config.attention)
+        self.attention_norm = make_norm(config)
+        self.mlp = MLP(config)
+        self.mlp_norm = make_norm(config)
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, x: Tensor, *, mask: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
+        if self.pre_norm:
+            x = x + self.dropout(self.attention(self.attention_norm(x), mask=mask, cache=cache))
+            return x + self.dropout(self.mlp(self.mlp_norm(x)))
+        x = self.attention_norm(x + self.dropout(self.attention(x, mask=mask, cache=cache)))
+        return self.mlp_norm(x + self.dropout(self.mlp(x)))
+
+
+class Embedding(nn.Module):
+    """Token vectors, plus position vectors (learned or sinusoidal) and token-type vectors where configured."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.tokens = nn.Embedding(config.vocab_size, config.width)
+        self.positions: nn.Module | None = None
+        if config.positions == "learned":
+            self.positions = LearnedPositions(config.context, config.width)
+        elif config.positions == "sinusoidal":
+            self.positions = SinusoidalPositions(config.context, config.width)
+        self.token_types = nn.Embedding(config.token_types, config.width) if config.token_types else None
+        self.norm = make_norm(config) if config.embedding_norm else None
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(self, ids: Tensor, *, offset: int = 0, token_types: Tensor | None = None) -> Tensor:
+        x = self.tokens(ids)  # (B, T, D)
+        if self.positions is not None:
+            x = self.positions(x, offset)
+        if self.token_types is not None:
+            types = torch.zeros_like(ids) if token_types is None else token_types
+            x = x + self.token_types(types)
+        if self.norm is not None:
+            x = self.norm(x)
+        return self.dropout(x)
+
+
+class Transformer(nn.Module):
+    """Token ids ``(B, T)`` → logits ``(B, T, V)`` (or hidden states ``(B, T, D)`` without an LM head)."""
+
+    def __init__(self, config: TransformerConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.embedding = Embedding(config)
+        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
+        self.final_norm = make_norm(config) if config.final_norm else None
+        self.lm_head: nn.Linear | None = None
+        if config.lm_head:
+            self.lm_head = nn.Linear(config.width, config.vocab_size, bias=False)
+            if config.tie_embeddings:
+                self.lm_head.weight = self.embedding.tokens.weight
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """GPT-2's initialisation: N(0, 0.02), residual output projections scaled by 1/√(2·layers)."""
+        residual_std = 0.02 / math.sqrt(2 * self.config.layers)
+        for name, parameter in self.named_parameters():
+            if parameter.dim() < 2:
+                continue  # biases and norm gains keep PyTorch's defaults (0 and 1)
+            std = residual_std if name.endswith("to_out.weight") else 0.02
+            nn.init.normal_(parameter, mean=0.0, std=std)
+        for module in self.modules():
+            if isinstance(module, nn.Linear) and module.bias is not None:
+                nn.init.zeros_(module.bias)
+
+    def hidden_states(
+        self,
+        ids: Tensor,
+        *,
+        keep: Tensor | None = None,
+        token_types: Tensor | None = None,
+        cache: list[KVCache] | None = None,
+    ) -> Tensor:
+        """The final hidden states ``(B, T, D)`` (after the final norm, if any).
+
+        ``keep`` ``(B, S)`` is ``True`` for real tokens and ``False`` for padding, over every key position
+        (the cached ones included). With ``cache`` (one :class:`KVCache` per block, see :meth:`new_cache`),
+        ``ids`` are only the new tokens.
+        """
+        require_rank("token ids", ids, "BT")
+        if cache is not None and len(cache) != len(self.blocks):
+            raise ShapeError(f"need one cache per block ({len(self.blocks)}), got {len(cache)}")
+        offset = cache[0].length if cache else 0
+        mask = masks.padding(keep) if keep is not None else None  # (B, 1, 1, S)
+        if keep is not None and keep.shape != (ids.shape[0], offset + ids.shape[1]):
+            raise ShapeError(
+                f"keep must be (B, S) = {(ids.shape[0], offset + ids.shape[1])} for ids {tuple(ids.shape)} "
+                f"after {offset} cached positions, got {tuple(keep.shape)}"
+            )
+        x = self.embedding(ids, offset=offset, token_types=token_types)  # (B, T, D)
+        for index, block in enumerate(self.blocks):
+            x = block(x, mask=mask, cache=cache[index] if cache is not None else None)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        return x
+
+    def forward(
+        self,
+        ids: Tensor,
+        *,
+        keep: Tensor | None = None,
+        token_types: Tensor | None = None,
+        cache: list[KVCache] | None = None,
+    ) -> Tensor:
+        """Logits ``(B, T, V)`` when the model has an LM head, otherwise the hidden states ``(B, T, D)``."""
+        x = self.hidden_states(ids, keep=keep, token_types=token_types, cache=cache)
+        return self.lm_head(x) if self.lm_head is not None else x
+
+    def new_cache(self, batch: int, capacity: int | None = None) -> list[KVCache]:
+        """An empty KV cache per block, for ``capacity`` positions (the context by default)."""
+        size = self.config.context if capacity is None else capacity
+        return [cast(Block, block).attention.new_cache(batch, size) for block in self.blocks]
