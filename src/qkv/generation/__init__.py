@@ -1,0 +1,6 @@
+"""Generating text: sampling, prefill, one-token decode steps over the KV cache."""
+
+from qkv.generation.generate import decode_one_token, generate, generate_uncached, prefill
+from qkv.generation.sampling import SamplingConfig, sample_next
+
+__all__ = ["SamplingConfig", "decode_one_token", "generate", "generate_uncached", "prefill", "sample_next"]

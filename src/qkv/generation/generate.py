@@ -1,0 +1,85 @@
+"""Generation as three small functions: prefill the cache with the prompt, decode one token at a time, and
+crop when the context is full.
+
+With a KV cache each new token costs one forward pass over one position; without it, over the whole
+context (:func:`generate_uncached`, kept as the reference the cached path is tested and measured against).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import torch
+
+from qkv.attention.kv_cache import KVCache
+from qkv.generation.sampling import SamplingConfig, sample_next
+from qkv.model.transformer import Transformer
+from qkv.shapes import ShapeError, Tensor
+
+DEFAULT_SAMPLING = SamplingConfig()
+
+__all__ = ["decode_one_token", "generate", "generate_uncached", "prefill"]
+
+
+def prefill(model: Transformer, ids: Tensor, cache: list[KVCache]) -> Tensor:
+    """Run the prompt ``(B, T)`` through the model, filling ``cache``; return the last logits ``(B, V)``."""
+    return model(ids, cache=cache)[:, -1]
+
+
+def decode_one_token(model: Transformer, token: Tensor, cache: list[KVCache]) -> Tensor:
+    """One step: the newest token ``(B,)`` in, the next logits ``(B, V)`` out."""
+    return model(token[:, None], cache=cache)[:, -1]  # (B, 1) → (B, 1, V) → (B, V)
+
+
+@torch.inference_mode()
+def generate(
+    model: Transformer,
+    prompt: Tensor,
+    max_new_tokens: int,
+    sampling: SamplingConfig = DEFAULT_SAMPLING,
+    *,
+    generator: torch.Generator | None = None,
+) -> Iterator[Tensor]:
+    """Yield ``max_new_tokens`` new tokens ``(B,)``, one at a time (for streaming).
+
+    When the context fills up, the oldest half is dropped and the rest is prefilled again (positions are
+    absolute, so the cache cannot simply slide).
+    """
+    if prompt.dim() != 2 or prompt.shape[1] == 0:
+        raise ShapeError(f"the prompt must be token ids (B, T) with T >= 1, got {tuple(prompt.shape)}")
+    context = model.config.context
+    if prompt.shape[1] > context:
+        raise ShapeError(f"the prompt has {prompt.shape[1]} tokens; this model's context holds {context}")
+    model.eval()
+    window = prompt
+    cache = model.new_cache(prompt.shape[0], context)
+    logits = prefill(model, window, cache)
+    for _ in range(max_new_tokens):
+        token = sample_next(logits, sampling, generator)  # (B,)
+        yield token
+        window = torch.cat([window, token[:, None]], dim=1)  # (B, T + 1)
+        if window.shape[1] > context:
+            window = window[:, -(context // 2 + 1) :]  # keep the newest half (and the new token)
+            cache = model.new_cache(prompt.shape[0], context)
+            logits = prefill(model, window, cache)
+        else:
+            logits = decode_one_token(model, token, cache)
+
+
+@torch.inference_mode()
+def generate_uncached(
+    model: Transformer,
+    prompt: Tensor,
+    max_new_tokens: int,
+    sampling: SamplingConfig = DEFAULT_SAMPLING,
+    *,
+    generator: torch.Generator | None = None,
+) -> Iterator[Tensor]:
+    """The reference: recompute the whole (cropped) context for every new token."""
+    model.eval()
+    window = prompt
+    for _ in range(max_new_tokens):
+        logits = model(window[:, -model.config.context :])[:, -1]  # (B, V)
+        token = sample_next(logits, sampling, generator)
+        yield token
+        window = torch.cat([window, token[:, None]], dim=1)

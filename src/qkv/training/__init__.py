@@ -1,0 +1,29 @@
+"""Training your own LLM: config, schedule, batches, the loop, and safe checkpoints."""
+
+from qkv.training.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    Progress,
+    find_checkpoint,
+    load_checkpoint,
+    load_weights,
+    save_checkpoint,
+)
+from qkv.training.config import TrainConfig
+from qkv.training.loop import TrainEvent, TrainingDiverged, TrainResult, estimate_loss, train
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "Progress",
+    "TrainConfig",
+    "TrainEvent",
+    "TrainResult",
+    "TrainingDiverged",
+    "estimate_loss",
+    "find_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+    "train",
+]

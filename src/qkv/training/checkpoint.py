@@ -1,0 +1,287 @@
+"""Checkpoints: a directory of safetensors and JSON, written aside and then renamed into place.
+
+    RUN/checkpoint/
+        model.safetensors      the weights (safetensors: nothing is ever unpickled)
+        state.safetensors      optimizer moments and random-number-generator states
+        config.json            format, qkv version, model config, training config
+        tokenizer.json         everything needed to encode and decode
+        progress.json          step, tokens seen, elapsed time, loss history, optimizer step counts
+
+A checkpoint is first written to ``RUN/.checkpoint.tmp-*``; then the old one is moved aside, the new one
+renamed into place, and the old one removed. A crash at any moment leaves a complete checkpoint: either
+``checkpoint/`` or, between the two renames, ``.checkpoint.old-*``, which :func:`find_checkpoint` recovers.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, load_model, save_file, save_model
+from torch import nn
+
+from qkv import __version__
+from qkv.errors import ConfigError
+from qkv.model.config import TransformerConfig
+from qkv.training.config import TrainConfig
+
+__all__ = [
+    "FORMAT",
+    "FORMAT_VERSION",
+    "Checkpoint",
+    "CheckpointError",
+    "Progress",
+    "find_checkpoint",
+    "load_checkpoint",
+    "load_weights",
+    "save_checkpoint",
+]
+
+FORMAT = "qkv-checkpoint"
+FORMAT_VERSION = 1
+CHECKPOINT_DIR = "checkpoint"
+FILES = ("model.safetensors", "state.safetensors", "config.json", "tokenizer.json", "progress.json")
+
+
+class CheckpointError(ValueError):
+    """A directory is not a usable qkv checkpoint; the message names the file and what is wrong."""
+
+
+@dataclass
+class Progress:
+    """Where training stands; saved as ``progress.json``."""
+
+    step: int = 0
+    tokens_seen: int = 0
+    elapsed_seconds: float = 0.0
+    train_losses: list[tuple[int, float]] = field(default_factory=list)
+    validation_losses: list[tuple[int, float]] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "step": self.step,
+            "tokens_seen": self.tokens_seen,
+            "elapsed_seconds": self.elapsed_seconds,
+            "train_losses": [list(p) for p in self.train_losses],
+            "validation_losses": [list(p) for p in self.validation_losses],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Progress:
+        return cls(
+            step=int(data["step"]),
+            tokens_seen=int(data["tokens_seen"]),
+            elapsed_seconds=float(data["elapsed_seconds"]),
+            train_losses=[(int(s), float(v)) for s, v in data["train_losses"]],
+            validation_losses=[(int(s), float(v)) for s, v in data["validation_losses"]],
+        )
+
+
+@dataclass
+class Checkpoint:
+    """What a checkpoint holds once read (tensors stay on the CPU)."""
+
+    path: Path
+    model_config: TransformerConfig
+    train_config: TrainConfig | None
+    tokenizer_json: str
+    progress: Progress
+    state: dict[str, torch.Tensor]
+    optimizer_groups: list[dict[str, Any]]
+
+
+def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Flatten an optimizer's state into named tensors (for safetensors) and its groups into JSON data."""
+    state_dict = optimizer.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    for index, state in state_dict["state"].items():
+        for name, value in state.items():
+            tensors[f"optimizer.{index}.{name}"] = torch.as_tensor(value).detach().cpu().contiguous()
+    groups = [{k: v for k, v in group.items()} for group in state_dict["param_groups"]]
+    return tensors, groups
+
+
+def _restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
+    state: dict[int, dict[str, torch.Tensor]] = {}
+    for key, value in checkpoint.state.items():
+        if not key.startswith("optimizer."):
+            continue
+        _, index, name = key.split(".", 2)
+        state.setdefault(int(index), {})[name] = value
+    optimizer.load_state_dict({"state": state, "param_groups": checkpoint.optimizer_groups})
+
+
+def _write_json(path: Path, data: Any) -> None:
+    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+
+
+def _fsync_dir(path: Path) -> None:
+    for item in [*path.iterdir(), path]:
+        fd = os.open(item, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def save_checkpoint(
+    run_dir: str | os.PathLike[str],
+    *,
+    model: nn.Module,
+    model_config: TransformerConfig,
+    tokenizer_json: str,
+    progress: Progress,
+    train_config: TrainConfig | None = None,
+    optimizer: torch.optim.Optimizer | None = None,
+    generators: Mapping[str, torch.Generator] | None = None,
+) -> Path:
+    """Write a complete checkpoint into ``run_dir/checkpoint`` atomically; return its path.
+
+    On any failure (a full disk included) the temporary directory is removed and the previous checkpoint
+    is left untouched.
+    """
+    run = Path(run_dir)
+    run.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".checkpoint.tmp-", dir=run))
+    try:
+        save_model(model, str(staging / "model.safetensors"), metadata={"format": FORMAT})
+        state: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
+        for name, generator in (generators or {}).items():
+            state[f"rng.{name}"] = generator.get_state()
+        groups: list[dict[str, Any]] = []
+        if optimizer is not None:
+            tensors, groups = _optimizer_tensors(optimizer)
+            state.update(tensors)
+        save_file(state, str(staging / "state.safetensors"), metadata={"format": FORMAT})
+        _write_json(
+            staging / "config.json",
+            {
+                "format": FORMAT,
+                "format_version": FORMAT_VERSION,
+                "qkv_version": __version__,
+                "model": model_config.to_dict(),
+                "training": train_config.to_dict() if train_config is not None else None,
+                "optimizer_groups": groups,
+            },
+        )
+        (staging / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
+        _write_json(staging / "progress.json", progress.to_dict())
+        _fsync_dir(staging)
+
+        target = run / CHECKPOINT_DIR
+        old: Path | None = None
+        if target.exists():
+            old = Path(tempfile.mkdtemp(prefix=".checkpoint.old-", dir=run))
+            old.rmdir()
+            target.rename(old)
+        staging.rename(target)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        return target
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def find_checkpoint(path: str | os.PathLike[str]) -> Path:
+    """The checkpoint directory for ``path``: a run directory or the checkpoint directory itself."""
+    given = Path(path)
+    if not given.exists():
+        raise CheckpointError(f"{given}: no such checkpoint or run directory")
+    if not given.is_dir():
+        raise CheckpointError(f"{given}: a checkpoint is a directory (RUN or RUN/checkpoint), not a file")
+    if (given / "config.json").exists() and (given / "model.safetensors").exists():
+        return given
+    if (given / CHECKPOINT_DIR).is_dir():
+        return given / CHECKPOINT_DIR
+    recovered = sorted(given.glob(".checkpoint.old-*"))
+    if recovered:
+        return recovered[-1]  # a crash between the two renames of save_checkpoint
+    raise CheckpointError(
+        f"{given}: not a qkv checkpoint (no {CHECKPOINT_DIR}/ with config.json and model.safetensors); "
+        "pass the directory a `qkv train --out` wrote"
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CheckpointError(f"{path}: missing; the checkpoint is incomplete") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise CheckpointError(f"{path}: not valid JSON ({error}); the checkpoint is corrupted") from None
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read and validate every file of a checkpoint (weights are loaded into a model by :func:`load_weights`)."""
+    directory = find_checkpoint(path)
+    missing = [name for name in FILES if not (directory / name).is_file()]
+    if missing:
+        raise CheckpointError(f"{directory}: missing {', '.join(missing)}; the checkpoint is incomplete")
+    config = _read_json(directory / "config.json")
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise CheckpointError(f"{directory / 'config.json'}: not a qkv checkpoint config")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise CheckpointError(
+            f"{directory}: checkpoint format version {config.get('format_version')!r} (written by qkv "
+            f"{config.get('qkv_version')}); this qkv {__version__} reads version {FORMAT_VERSION}"
+        )
+    try:
+        model_config = TransformerConfig.from_dict(config["model"])
+        train_config = TrainConfig.from_dict(config["training"]) if config.get("training") else None
+        progress = Progress.from_dict(_read_json(directory / "progress.json"))
+    except (ConfigError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{directory}: invalid checkpoint contents ({error})") from None
+    try:
+        state = load_file(str(directory / "state.safetensors"))
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise CheckpointError(f"{directory / 'state.safetensors'}: not a readable safetensors file ({error})") from None
+    tokenizer_json = (directory / "tokenizer.json").read_text(encoding="utf-8")
+    return Checkpoint(
+        path=directory,
+        model_config=model_config,
+        train_config=train_config,
+        tokenizer_json=tokenizer_json,
+        progress=progress,
+        state=state,
+        optimizer_groups=list(config.get("optimizer_groups") or []),
+    )
+
+
+def load_weights(model: nn.Module, checkpoint: Checkpoint) -> None:
+    """Load ``model.safetensors`` into ``model`` (strict: every tensor must match by name and shape)."""
+    path = checkpoint.path / "model.safetensors"
+    try:
+        missing, unexpected = load_model(model, str(path), strict=True)
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
+    except RuntimeError as error:
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{path}: weights do not fit the model config ({first})") from None
+    if missing or unexpected:
+        raise CheckpointError(f"{path}: weights do not fit the model (missing {missing}, unexpected {unexpected})")
+
+
+def restore_training_state(
+    checkpoint: Checkpoint,
+    optimizer: torch.optim.Optimizer | None,
+    generators: Mapping[str, torch.Generator] | None = None,
+) -> None:
+    """Put back optimizer moments and random-number-generator states, so training continues exactly."""
+    if optimizer is not None:
+        _restore_optimizer(optimizer, checkpoint)
+    if "rng.torch" in checkpoint.state:
+        torch.set_rng_state(checkpoint.state["rng.torch"])
+    for name, generator in (generators or {}).items():
+        key = f"rng.{name}"
+        if key not in checkpoint.state:
+            raise CheckpointError(f"{checkpoint.path}: no saved state for the {name!r} random generator")
+        generator.set_state(checkpoint.state[key])

@@ -1,0 +1,69 @@
+"""TrainConfig: how to train (the model's shape lives in :class:`~qkv.model.TransformerConfig`)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from qkv.errors import ConfigError, check_positive
+
+__all__ = ["TrainConfig"]
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """AdamW with decoupled weight decay, linear warmup then cosine decay, gradient clipping.
+
+    Training stops after ``steps`` optimizer steps or ``time_limit`` seconds of wall time, whichever comes
+    first (``time_limit=None``: steps only). Validation loss is estimated every ``eval_interval`` steps on
+    ``eval_batches`` batches, and a checkpoint is written then.
+    """
+
+    steps: int = 2000
+    time_limit: float | None = None
+    batch_size: int = 12
+    learning_rate: float = 1e-3
+    min_learning_rate: float = 1e-4
+    warmup_steps: int = 100
+    weight_decay: float = 0.1
+    beta1: float = 0.9
+    beta2: float = 0.99
+    grad_clip: float = 1.0
+    eval_interval: int = 250
+    eval_batches: int = 20
+    seed: int = 1337
+
+    def __post_init__(self) -> None:
+        name = type(self).__name__
+        for field in ("steps", "batch_size", "eval_interval", "eval_batches"):
+            check_positive(name, field, getattr(self, field))
+        if self.warmup_steps < 0:
+            raise ConfigError(f"{name}.warmup_steps must be 0 or more, got {self.warmup_steps}")
+        if self.time_limit is not None and not self.time_limit > 0:
+            raise ConfigError(f"{name}.time_limit must be a positive number of seconds, got {self.time_limit}")
+        if not self.learning_rate > 0:
+            raise ConfigError(f"{name}.learning_rate must be positive, got {self.learning_rate}")
+        if not 0 <= self.min_learning_rate <= self.learning_rate:
+            raise ConfigError(
+                f"{name}.min_learning_rate must be in [0, learning_rate={self.learning_rate}], "
+                f"got {self.min_learning_rate}"
+            )
+        if self.weight_decay < 0:
+            raise ConfigError(f"{name}.weight_decay must be 0 or more, got {self.weight_decay}")
+        for field in ("beta1", "beta2"):
+            if not 0 <= getattr(self, field) < 1:
+                raise ConfigError(f"{name}.{field} must be in [0, 1), got {getattr(self, field)}")
+        if not self.grad_clip > 0:
+            raise ConfigError(f"{name}.grad_clip must be positive, got {self.grad_clip}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{cls.__name__} has no field {', '.join(unknown)}")
+        return cls(**data)

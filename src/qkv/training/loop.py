@@ -1,0 +1,187 @@
+"""The training loop, as a few small named functions: configure_optimizer, estimate_loss, train_step, train.
+
+The loop reports what happens through ``on_event`` (a progress bar in the CLI, a list in tests) and never
+prints. It stops at ``steps`` or ``time_limit``, checkpoints at every validation and at the end, saves and
+stops cleanly on Ctrl-C, and stops with the step and the last good checkpoint named if the loss is not finite.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qkv.model.config import TransformerConfig
+from qkv.shapes import Tensor
+from qkv.training.checkpoint import Checkpoint, Progress, restore_training_state, save_checkpoint
+from qkv.training.config import TrainConfig
+from qkv.training.data import get_batch
+from qkv.training.schedule import learning_rate
+
+__all__ = ["TrainEvent", "TrainResult", "TrainingDiverged", "configure_optimizer", "estimate_loss", "train"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss stopped being a finite number; the message names the step and the last good checkpoint."""
+
+
+@dataclass(frozen=True)
+class TrainEvent:
+    """One thing that happened: a training step, a validation, a checkpoint, or the end."""
+
+    kind: Literal["step", "validation", "checkpoint", "done"]
+    step: int
+    total_steps: int
+    loss: float = math.nan
+    learning_rate: float = math.nan
+    tokens_per_second: float = math.nan
+    elapsed_seconds: float = 0.0
+    path: Path | None = None
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    progress: Progress
+    checkpoint: Path
+    stopped_by: Literal["steps", "time", "interrupt"]
+
+
+def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW, decaying matrices (weights, embeddings) but not biases or norm gains."""
+    decay: list[nn.Parameter] = []
+    no_decay: list[nn.Parameter] = []
+    seen: set[int] = set()
+    for parameter in model.parameters():
+        if not parameter.requires_grad or id(parameter) in seen:
+            continue
+        seen.add(id(parameter))
+        (decay if parameter.dim() >= 2 else no_decay).append(parameter)
+    groups = [
+        {"params": decay, "weight_decay": config.weight_decay},
+        {"params": no_decay, "weight_decay": 0.0},
+    ]
+    return torch.optim.AdamW(groups, lr=config.learning_rate, betas=(config.beta1, config.beta2), foreach=True)
+
+
+def language_model_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+    """Mean cross-entropy of next-token predictions."""
+    logits = model(inputs)  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # (B·T, V) against (B·T,)
+
+
+@torch.no_grad()
+def estimate_loss(model: nn.Module, ids: Tensor, config: TrainConfig, context: int) -> float:
+    """Mean loss over ``eval_batches`` batches drawn with a fixed seed (the same batches every time)."""
+    generator = torch.Generator().manual_seed(config.seed + 1)
+    was_training = model.training
+    model.eval()
+    losses = [
+        language_model_loss(model, *get_batch(ids, config.batch_size, context, generator)).item()
+        for _ in range(config.eval_batches)
+    ]
+    model.train(was_training)
+    return sum(losses) / len(losses)
+
+
+def train(
+    model: nn.Module,
+    *,
+    model_config: TransformerConfig,
+    tokenizer_json: str,
+    train_ids: Tensor,
+    validation_ids: Tensor,
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume: Checkpoint | None = None,
+    on_event: Callable[[TrainEvent], None] = lambda event: None,
+) -> TrainResult:
+    """Train ``model`` until ``config.steps`` (counting steps done before a resume) or ``config.time_limit``."""
+    context = model_config.context
+    optimizer = configure_optimizer(model, config)
+    batches = torch.Generator().manual_seed(config.seed)
+    progress = Progress()
+    if resume is not None:
+        restore_training_state(resume, optimizer, {"batches": batches})
+        progress = resume.progress
+
+    def checkpoint() -> Path:
+        path = save_checkpoint(
+            run_dir,
+            model=model,
+            model_config=model_config,
+            tokenizer_json=tokenizer_json,
+            progress=progress,
+            train_config=config,
+            optimizer=optimizer,
+            generators={"batches": batches},
+        )
+        on_event(TrainEvent("checkpoint", progress.step, config.steps, path=path))
+        return path
+
+    last_good: Path | None = resume.path if resume is not None else None
+    saved_step = progress.step if resume is not None else -1
+    tokens_per_step = config.batch_size * context
+    started = time.perf_counter() - progress.elapsed_seconds
+    session_start, session_step = time.perf_counter(), progress.step
+    stopped_by: Literal["steps", "time", "interrupt"] = "steps"
+    model.train()
+    try:
+        while progress.step < config.steps:
+            if config.time_limit is not None and time.perf_counter() - started >= config.time_limit:
+                stopped_by = "time"
+                break
+            lr = learning_rate(progress.step, config)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            inputs, targets = get_batch(train_ids, config.batch_size, context, batches)
+            loss = language_model_loss(model, inputs, targets)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+            optimizer.step()
+
+            value = loss.item()
+            if not math.isfinite(value):
+                where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
+                raise TrainingDiverged(
+                    f"loss became {value} at step {progress.step + 1}; {where}. "
+                    "Lower the learning rate or raise --warmup, then resume from it"
+                )
+            progress.step += 1
+            progress.tokens_seen += tokens_per_step
+            progress.elapsed_seconds = time.perf_counter() - started
+            progress.train_losses.append((progress.step, value))
+            session_seconds = time.perf_counter() - session_start
+            on_event(
+                TrainEvent(
+                    "step",
+                    progress.step,
+                    config.steps,
+                    loss=value,
+                    learning_rate=lr,
+                    tokens_per_second=(progress.step - session_step) * tokens_per_step / max(session_seconds, 1e-9),
+                    elapsed_seconds=progress.elapsed_seconds,
+                )
+            )
+            if progress.step % config.eval_interval == 0 or progress.step == config.steps:
+                validation = estimate_loss(model, validation_ids, config, context)
+                progress.validation_losses.append((progress.step, validation))
+                on_event(TrainEvent("validation", progress.step, config.steps, loss=validation))
+                last_good, saved_step = checkpoint(), progress.step
+    except KeyboardInterrupt:
+        stopped_by = "interrupt"
+    if not progress.validation_losses or progress.validation_losses[-1][0] != progress.step:
+        validation = estimate_loss(model, validation_ids, config, context)
+        progress.validation_losses.append((progress.step, validation))
+        on_event(TrainEvent("validation", progress.step, config.steps, loss=validation))
+    if saved_step != progress.step or last_good is None:
+        last_good = checkpoint()
+    on_event(TrainEvent("done", progress.step, config.steps, elapsed_seconds=progress.elapsed_seconds))
+    return TrainResult(progress=progress, checkpoint=last_good, stopped_by=stopped_by)
