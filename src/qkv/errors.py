@@ -4,14 +4,21 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "ShapeError", "check_choice", "check_positive"]
+__all__ = ["ConfigError", "InputError", "ShapeError", "check_choice", "check_positive"]
 
 
-class ConfigError(ValueError):
+class InputError(ValueError):
+    """Input a user can fix (a config, a shape, a file, a checkpoint); the message names the problem and the fix.
+
+    The command line prints the message on one line and exits non-zero, without a traceback.
+    """
+
+
+class ConfigError(InputError):
     """A configuration value is invalid; the message names ``Config.field`` and what would be valid."""
 
 
-class ShapeError(ValueError):
+class ShapeError(InputError):
     """A tensor's shape does not fit what the operation needs; the message names every shape involved."""
 
 

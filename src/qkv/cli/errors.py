@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from qkv.errors import InputError
+
 __all__ = ["UserError"]
 
 
-class UserError(Exception):
+class UserError(InputError):
     """A mistake in the user's input; the message names the problem and the fix."""

@@ -1,8 +1,8 @@
 """``qkv`` — the command-line entry point.
 
 Each subcommand lives in its own module exposing ``register(subparsers)``; its handler receives the parsed
-arguments and returns an exit code. User mistakes (:class:`UserError`, config and shape errors, missing
-files) print one line on stderr and exit with status 2; nothing prints a traceback for them.
+arguments and returns an exit code. User mistakes (:class:`~qkv.errors.InputError`: flags, configs, shapes, files,
+checkpoints) print one line on stderr and exit with status 2; nothing prints a traceback for them.
 """
 
 from __future__ import annotations
@@ -13,11 +13,10 @@ import sys
 from collections.abc import Sequence
 
 from qkv import __version__
-from qkv.cli.errors import UserError
-from qkv.errors import ConfigError, ShapeError
+from qkv.errors import InputError
 
 # Subcommand modules, imported only when the parser is built (they import torch lazily themselves).
-SUBCOMMANDS = ("qkv.cli.tour", "qkv.cli.bench")
+SUBCOMMANDS = ("qkv.cli.train", "qkv.cli.generate", "qkv.cli.tour", "qkv.cli.bench")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -40,15 +39,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     try:
         code: int = args.handler(args)
-    except (
-        UserError,
-        ConfigError,
-        ShapeError,
-        FileNotFoundError,
-        PermissionError,
-        IsADirectoryError,
-    ) as error:
-        # Config and shape errors already name the field or the shapes, and the fix.
+    except (InputError, FileNotFoundError, PermissionError, IsADirectoryError) as error:
+        # Input errors (configs, shapes, files, checkpoints, flags) already name the problem and the fix.
         print(f"qkv {args.command}: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -29,7 +29,7 @@ from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from qkv import __version__
-from qkv.errors import ConfigError
+from qkv.errors import ConfigError, InputError
 from qkv.model.config import TransformerConfig
 from qkv.training.config import TrainConfig
 
@@ -51,7 +51,7 @@ CHECKPOINT_DIR = "checkpoint"
 FILES = ("model.safetensors", "state.safetensors", "config.json", "tokenizer.json", "progress.json")
 
 
-class CheckpointError(ValueError):
+class CheckpointError(InputError):
     """A directory is not a usable qkv checkpoint; the message names the file and what is wrong."""
 
 
