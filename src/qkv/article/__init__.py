@@ -1,0 +1,71 @@
+"""The article's constructions, written to be read beside it ("Motivating self-attention").
+
+Teaching code, deliberately separate from the production core in :mod:`qkv.attention`:
+
+* :mod:`~qkv.article.vectors` — the "vector database": ``get_value``, ``get_key``, ``get_query`` from MiniLM.
+* :mod:`~qkv.article.part1_mixing` — Part 1: ``mix(v_riley, v_dog, ratio=0.75)``.
+* :mod:`~qkv.article.part2_keys` — Part 2: unit keys, symmetric relevance, ``normalise``, ``part2_update``.
+* :mod:`~qkv.article.part3_queries` — Part 3: ``normalise(Q @ K.T) @ V``, and with softmax and ``1/√K``
+  it becomes ``qkv.attend``.
+* :mod:`~qkv.article.tour` — the narrated walk (``qkv tour``).
+
+Importing this package reads no files; the vectors load on first use.
+"""
+
+from __future__ import annotations
+
+from qkv.article.part1_mixing import cosine_similarity, fixed_ratio_weights, mix, mix_every_pair
+from qkv.article.part2_keys import (
+    ArticleMathError,
+    NormalisationReport,
+    check_normalisation,
+    key_relevance,
+    normalise,
+    pair_update,
+    part2_attention,
+    part2_update,
+    relevance,
+)
+from qkv.article.part3_queries import part3_attention, part3_via_attend, part3_with_softmax, query_relevance
+from qkv.article.vectors import (
+    SENTENCE,
+    MissingModelError,
+    VectorDatabase,
+    get_key,
+    get_keys,
+    get_queries,
+    get_query,
+    get_value,
+    get_values,
+    split_words,
+)
+
+__all__ = [
+    "SENTENCE",
+    "ArticleMathError",
+    "MissingModelError",
+    "NormalisationReport",
+    "VectorDatabase",
+    "check_normalisation",
+    "cosine_similarity",
+    "fixed_ratio_weights",
+    "get_key",
+    "get_keys",
+    "get_queries",
+    "get_query",
+    "get_value",
+    "get_values",
+    "key_relevance",
+    "mix",
+    "mix_every_pair",
+    "normalise",
+    "pair_update",
+    "part2_attention",
+    "part2_update",
+    "part3_attention",
+    "part3_via_attend",
+    "part3_with_softmax",
+    "query_relevance",
+    "relevance",
+    "split_words",
+]

