@@ -140,12 +140,29 @@ class ProgressLine:
 
 def run(args: argparse.Namespace) -> int:
     _contradictions(args)
+    from qkv.training.distributed import setup_distributed
+
+    distributed = setup_distributed()
+    try:
+        return _run(args, distributed)
+    finally:
+        if distributed.enabled:
+            import torch.distributed as dist
+
+            dist.destroy_process_group()
+
+
+def _run(args: argparse.Namespace, distributed: Any) -> int:
     import torch
 
     from qkv.model import Transformer, preset
     from qkv.text import default_corpus, encode_corpus, read_corpus, split_train_validation, train_tokenizer
     from qkv.text.tokenizers import tokenizer_from_json
     from qkv.training import load_checkpoint, load_weights, train
+
+    def say(text: str) -> None:
+        if distributed.is_main:
+            print(text, file=sys.stderr)
 
     resume = None
     if args.resume:
@@ -164,7 +181,7 @@ def run(args: argparse.Namespace) -> int:
             )
     else:
         corpus = read_corpus(args.corpus) if args.corpus else default_corpus()
-        print(f"corpus: {corpus.name} ({len(corpus.text):,} characters)", file=sys.stderr)
+        say(f"corpus: {corpus.name} ({len(corpus.text):,} characters)")
         kind: Any = args.tokenizer or DEFAULTS["tokenizer"]
         tokenizer = train_tokenizer(kind, corpus.text, args.vocab)
         overrides: dict[str, Any] = {"vocab_size": tokenizer.vocab_size}
@@ -173,6 +190,8 @@ def run(args: argparse.Namespace) -> int:
         model_config = preset(args.preset or DEFAULTS["preset"], **overrides)
         config = _train_config(args, None)
         run_dir = Path(args.out) if args.out else _default_run_dir(corpus.name)
+        if distributed.enabled and not args.out:
+            raise UserError("under torchrun, name the run directory with --out (every process must agree on it)")
         if (run_dir / "checkpoint").exists():
             raise UserError(f"{run_dir} already holds a checkpoint; continue it with --resume {run_dir} or pick --out")
 
@@ -183,12 +202,12 @@ def run(args: argparse.Namespace) -> int:
     if resume is not None:
         load_weights(model, resume)
     parameters = sum(p.numel() for p in model.parameters())
-    print(
+    say(
         f"model: {model_config.layers} layers, {model_config.heads} heads, width {model_config.width}, "
-        f"context {model_config.context}, vocab {model_config.vocab_size} ({parameters / 1e6:.2f}M parameters)",
-        file=sys.stderr,
+        f"context {model_config.context}, vocab {model_config.vocab_size} ({parameters / 1e6:.2f}M parameters)"
+        + (f"; {distributed.world_size} processes" if distributed.enabled else "")
     )
-    if not args.resume:
+    if not args.resume and distributed.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "source.txt").write_text(str(Path(args.corpus).resolve()) if args.corpus else "", encoding="utf-8")
     progress = ProgressLine(config.steps, max(1, config.eval_interval // 5))
@@ -202,7 +221,10 @@ def run(args: argparse.Namespace) -> int:
         run_dir=run_dir,
         resume=resume,
         on_event=progress.show,
+        distributed=distributed,
     )
+    if not distributed.is_main:
+        return 0
     if run_dir.parent.name == "runs" or not args.out:
         _point_latest(run_dir)
     p = result.progress

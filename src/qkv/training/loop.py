@@ -18,11 +18,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qkv.errors import ConfigError
 from qkv.model.config import TransformerConfig
 from qkv.shapes import Tensor
 from qkv.training.checkpoint import Checkpoint, Progress, restore_training_state, save_checkpoint
 from qkv.training.config import TrainConfig
 from qkv.training.data import get_batch
+from qkv.training.distributed import Distributed
 from qkv.training.schedule import learning_rate
 
 __all__ = ["TrainEvent", "TrainResult", "TrainingDiverged", "configure_optimizer", "estimate_loss", "train"]
@@ -101,29 +103,54 @@ def train(
     run_dir: str | Path,
     resume: Checkpoint | None = None,
     on_event: Callable[[TrainEvent], None] = lambda event: None,
+    distributed: Distributed = Distributed(),
 ) -> TrainResult:
-    """Train ``model`` until ``config.steps`` (counting steps done before a resume) or ``config.time_limit``."""
+    """Train ``model`` until ``config.steps`` (counting steps done before a resume) or ``config.time_limit``.
+
+    Under ``torchrun`` (``distributed.enabled``) each rank trains a DistributedDataParallel replica on its
+    slice of the same global batch; only rank 0 writes checkpoints and reports events.
+    """
     context = model_config.context
+    if config.batch_size % distributed.world_size:
+        raise ConfigError(
+            f"TrainConfig.batch_size={config.batch_size} must be divisible by the {distributed.world_size} "
+            "processes (each takes an equal slice of the global batch)"
+        )
+    local = slice(
+        distributed.rank * config.batch_size // distributed.world_size,
+        (distributed.rank + 1) * config.batch_size // distributed.world_size,
+    )
     optimizer = configure_optimizer(model, config)
-    batches = torch.Generator().manual_seed(config.seed)
+    batches = torch.Generator().manual_seed(config.seed)  # the same global batches on every rank
     progress = Progress()
     if resume is not None:
         restore_training_state(resume, optimizer, {"batches": batches})
         progress = resume.progress
+    replica: nn.Module = model
+    if distributed.enabled:
+        replica = torch.nn.parallel.DistributedDataParallel(model)
+    report = on_event if distributed.is_main else (lambda event: None)
 
     def checkpoint() -> Path:
-        path = save_checkpoint(
-            run_dir,
-            model=model,
-            model_config=model_config,
-            tokenizer_json=tokenizer_json,
-            progress=progress,
-            train_config=config,
-            optimizer=optimizer,
-            generators={"batches": batches},
-        )
-        on_event(TrainEvent("checkpoint", progress.step, config.steps, path=path))
+        path = Path(run_dir) / "checkpoint"
+        if distributed.is_main:
+            path = save_checkpoint(
+                run_dir,
+                model=model,
+                model_config=model_config,
+                tokenizer_json=tokenizer_json,
+                progress=progress,
+                train_config=config,
+                optimizer=optimizer,
+                generators={"batches": batches},
+            )
+            report(TrainEvent("checkpoint", progress.step, config.steps, path=path))
         return path
+
+    def validate() -> None:
+        validation = estimate_loss(model, validation_ids, config, context)
+        progress.validation_losses.append((progress.step, validation))
+        report(TrainEvent("validation", progress.step, config.steps, loss=validation))
 
     last_good: Path | None = resume.path if resume is not None else None
     saved_step = progress.step if resume is not None else -1
@@ -134,20 +161,21 @@ def train(
     model.train()
     try:
         while progress.step < config.steps:
-            if config.time_limit is not None and time.perf_counter() - started >= config.time_limit:
+            out_of_time = config.time_limit is not None and time.perf_counter() - started >= config.time_limit
+            if config.time_limit is not None and distributed.agree(out_of_time):
                 stopped_by = "time"
                 break
             lr = learning_rate(progress.step, config)
             for group in optimizer.param_groups:
                 group["lr"] = lr
-            inputs, targets = get_batch(train_ids, config.batch_size, context, batches)
-            loss = language_model_loss(model, inputs, targets)
+            inputs, targets = get_batch(train_ids, config.batch_size, context, batches)  # (B, T) each
+            loss = language_model_loss(replica, inputs[local], targets[local])
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
             optimizer.step()
 
-            value = loss.item()
+            value = distributed.average(loss.item())
             if not math.isfinite(value):
                 where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
                 raise TrainingDiverged(
@@ -159,7 +187,7 @@ def train(
             progress.elapsed_seconds = time.perf_counter() - started
             progress.train_losses.append((progress.step, value))
             session_seconds = time.perf_counter() - session_start
-            on_event(
+            report(
                 TrainEvent(
                     "step",
                     progress.step,
@@ -171,17 +199,13 @@ def train(
                 )
             )
             if progress.step % config.eval_interval == 0 or progress.step == config.steps:
-                validation = estimate_loss(model, validation_ids, config, context)
-                progress.validation_losses.append((progress.step, validation))
-                on_event(TrainEvent("validation", progress.step, config.steps, loss=validation))
+                validate()
                 last_good, saved_step = checkpoint(), progress.step
     except KeyboardInterrupt:
         stopped_by = "interrupt"
     if not progress.validation_losses or progress.validation_losses[-1][0] != progress.step:
-        validation = estimate_loss(model, validation_ids, config, context)
-        progress.validation_losses.append((progress.step, validation))
-        on_event(TrainEvent("validation", progress.step, config.steps, loss=validation))
+        validate()
     if saved_step != progress.step or last_good is None:
         last_good = checkpoint()
-    on_event(TrainEvent("done", progress.step, config.steps, elapsed_seconds=progress.elapsed_seconds))
+    report(TrainEvent("done", progress.step, config.steps, elapsed_seconds=progress.elapsed_seconds))
     return TrainResult(progress=progress, checkpoint=last_good, stopped_by=stopped_by)
