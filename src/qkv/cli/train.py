@@ -225,6 +225,14 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     )
     if not distributed.is_main:
         return 0
+    from qkv.render.loss_curve import write_loss_curve
+
+    curve = write_loss_curve(
+        run_dir / "loss.png",
+        result.progress.train_losses,
+        result.progress.validation_losses,
+        title=f"{run_dir.name}: {model_config.layers} layers, width {model_config.width}",
+    )
     if run_dir.parent.name == "runs" or not args.out:
         _point_latest(run_dir)
     p = result.progress
@@ -233,7 +241,7 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     print(
         f"\ndone ({reason[result.stopped_by]}): step {p.step}, {p.elapsed_seconds:.1f} s, "
         f"{p.tokens_seen:,} tokens, train loss {p.train_losses[-1][1] if p.train_losses else float('nan'):.4f}, "
-        f"validation loss {validation:.4f}\ncheckpoint: {result.checkpoint}\n"
+        f"validation loss {validation:.4f}\ncheckpoint: {result.checkpoint}\nloss curve: {curve}\n"
         f'try: qkv generate {run_dir} --prompt "ROMEO:"',
         file=sys.stderr,
     )
