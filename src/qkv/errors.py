@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
+import types
+import typing
 from collections.abc import Iterable
 
-__all__ = ["ConfigError", "InputError", "ShapeError", "check_choice", "check_positive"]
+__all__ = ["ConfigError", "InputError", "ShapeError", "check_choice", "check_positive", "check_types"]
 
 
 class InputError(ValueError):
@@ -32,3 +35,34 @@ def check_choice(config: str, field: str, value: object, choices: Iterable[objec
     if value not in options:
         listed = ", ".join(repr(c) for c in options)
         raise ConfigError(f"{config}.{field}={value!r} is not one of {listed}")
+
+
+def _accepts(annotation: object, value: object) -> bool:
+    """Whether ``value`` fits a config field's annotation (int, float, bool, str, Literal, X | None)."""
+    origin = typing.get_origin(annotation)
+    if origin in (typing.Union, types.UnionType):
+        return any(_accepts(option, value) for option in typing.get_args(annotation))
+    if origin is typing.Literal:  # the value itself is checked by check_choice, with the choices listed
+        return any(type(value) is type(choice) for choice in typing.get_args(annotation))
+    if annotation is type(None):
+        return value is None
+    if annotation is bool:
+        return isinstance(value, bool)
+    if annotation is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if annotation is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if isinstance(annotation, type):
+        return isinstance(value, annotation)
+    return True
+
+
+def check_types(config: object) -> None:
+    """Raise :class:`ConfigError` naming the first field whose value has the wrong type (e.g. from JSON)."""
+    hints = typing.get_type_hints(type(config))
+    for field in dataclasses.fields(config):  # type: ignore[arg-type]
+        value = getattr(config, field.name)
+        if not _accepts(hints[field.name], value):
+            hint = hints[field.name]
+            expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
+            raise ConfigError(f"{type(config).__name__}.{field.name}={value!r} has the wrong type; expected {expected}")

@@ -31,7 +31,8 @@ from qkv.shapes import ShapeError, Tensor, describe, require_rank
 
 __all__ = ["attend", "exact_attention", "fused_attention"]
 
-_SDPA_HAS_GQA = "enable_gqa" in (F.scaled_dot_product_attention.__doc__ or "")
+# scaled_dot_product_attention shares key/value heads itself (enable_gqa) from PyTorch 2.5 on.
+_SDPA_HAS_GQA = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 5)
 
 
 def _check(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, bias: Tensor | None) -> None:
@@ -56,6 +57,8 @@ def _check(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, b
     for name, extra in (("mask", mask), ("bias", bias)):
         if extra is None:
             continue
+        if extra.device != queries.device:
+            raise ShapeError(f"{name} is on {extra.device} but queries are on {queries.device}; move it there")
         if name == "mask" and extra.dtype != torch.bool:
             raise ShapeError(f"mask must be boolean (True where attention is allowed), got dtype {extra.dtype}")
         try:

@@ -16,7 +16,7 @@ from torch import nn
 from qkv.attention.kernels import attend
 from qkv.attention.kv_cache import KVCache
 from qkv.attention.positions import POSITION_SCHEMES, ALiBiPositions, PositionScheme, RotaryPositions
-from qkv.errors import ConfigError, check_choice, check_positive
+from qkv.errors import ConfigError, check_choice, check_positive, check_types
 from qkv.shapes import ShapeError, Tensor, require_rank
 
 __all__ = ["AttentionConfig", "SelfAttention"]
@@ -44,6 +44,7 @@ class AttentionConfig:
 
     def __post_init__(self) -> None:
         name = type(self).__name__
+        check_types(self)
         for field in ("width", "heads", "context"):
             check_positive(name, field, getattr(self, field))
         if self.kv_heads is not None:
@@ -64,7 +65,7 @@ class AttentionConfig:
         check_choice(name, "positions", self.positions, POSITION_SCHEMES)
         if self.positions == "rope" and self.key_width % 2:
             raise ConfigError(f"{name}.head_width={self.key_width} must be even for RoPE")
-        if self.rope_theta <= 0:
+        if not self.rope_theta > 0:  # NaN too
             raise ConfigError(f"{name}.rope_theta must be positive, got {self.rope_theta}")
 
     @property

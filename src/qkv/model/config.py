@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 from qkv.attention.layer import AttentionConfig
 from qkv.attention.positions import POSITION_SCHEMES, PositionScheme
-from qkv.errors import ConfigError, check_choice, check_positive
+from qkv.errors import ConfigError, check_choice, check_positive, check_types
 
 __all__ = ["FAMILIES", "PRESETS", "Activation", "NormKind", "Placement", "TransformerConfig", "preset"]
 
@@ -27,7 +27,7 @@ class TransformerConfig:
     """A stack of ``layers`` blocks (attention + position-wise MLP) over a vocabulary of ``vocab_size``.
 
     Widths: ``width`` D, ``heads`` H, ``kv_heads`` G (None: G = H), ``head_width`` K (None: D / H),
-    ``mlp_width`` (None: 4·D). ``context`` is the longest sequence the positions can encode.
+    ``mlp_width`` (None: 4·D). ``context`` is the longest sequence the model accepts (and its positions encode).
     """
 
     vocab_size: int = 256
@@ -57,6 +57,7 @@ class TransformerConfig:
 
     def __post_init__(self) -> None:
         name = type(self).__name__
+        check_types(self)
         for field in ("vocab_size", "context", "width", "layers", "heads"):
             check_positive(name, field, getattr(self, field))
         if self.mlp_width is not None:
@@ -134,7 +135,7 @@ FAMILIES: dict[str, TransformerConfig] = {
         causal=True,
         tie_embeddings=True,
     ),
-    # Llama: pre-norm RMSNorm, SwiGLU, RoPE, grouped-query, causal, no biases, untied output.
+    # Llama: pre-norm RMSNorm, SwiGLU, RoPE, causal, no biases, untied output; grouped-query once kv_heads is set.
     "llama": TransformerConfig(
         norm="rmsnorm",
         norm_eps=1e-5,

@@ -151,6 +151,12 @@ class Transformer(nn.Module):
         if cache is not None and len(cache) != len(self.blocks):
             raise ShapeError(f"need one cache per block ({len(self.blocks)}), got {len(cache)}")
         offset = cache[0].length if cache else 0
+        end, context = offset + ids.shape[1], self.config.context
+        if end > context:  # every scheme, "none" included: the context bounds the model, not only its positions
+            raise ShapeError(
+                f"positions {offset}…{end - 1} are outside the model's context of {context} positions; "
+                f"crop the input to at most {context} tokens"
+            )
         mask = masks.padding(keep) if keep is not None else None  # (B, 1, 1, S)
         if keep is not None and keep.shape != (ids.shape[0], offset + ids.shape[1]):
             raise ShapeError(

@@ -6,7 +6,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from qkv.errors import ConfigError, check_positive
+from qkv.errors import ConfigError, check_positive, check_types
 
 __all__ = ["TrainConfig"]
 
@@ -36,6 +36,7 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         name = type(self).__name__
+        check_types(self)
         for field in ("steps", "batch_size", "eval_interval", "eval_batches"):
             check_positive(name, field, getattr(self, field))
         if self.warmup_steps < 0:
