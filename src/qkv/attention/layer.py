@@ -8,12 +8,13 @@ width.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 
-from qkv.attention.kernels import attend
+from qkv.attention.kernels import attend, exact_attention
 from qkv.attention.kv_cache import KVCache
 from qkv.attention.positions import POSITION_SCHEMES, ALiBiPositions, PositionScheme, RotaryPositions
 from qkv.errors import ConfigError, check_choice, check_positive, check_types
@@ -92,6 +93,9 @@ class SelfAttention(nn.Module):
         self.to_out = nn.Linear(H * K, D, bias=config.bias)
         self.rope = RotaryPositions(K, config.context, config.rope_theta) if config.positions == "rope" else None
         self.alibi = ALiBiPositions(H, config.context) if config.positions == "alibi" else None
+        # A capture point: when set, receives this layer's weights (B, H, T, S) on every call; the output
+        # is still the fused kernel's, so capturing never changes what the model computes.
+        self.weights_hook: Callable[[Tensor], None] | None = None
 
     def forward(self, x: Tensor, *, mask: Tensor | None = None, cache: KVCache | None = None) -> Tensor:
         """``x (B, T, D)`` → ``(B, T, D)``.
@@ -132,6 +136,16 @@ class SelfAttention(nn.Module):
         output, weights = attend(
             queries, keys, values, causal=self.config.causal, mask=mask, bias=bias, need_weights=need_weights
         )  # (B, H, T, K)
+        if self.weights_hook is not None:
+            if weights is None:  # the fused kernel ran: the exact path gives the weights, checked against it
+                exact_output, weights = exact_attention(
+                    queries, keys, values, causal=self.config.causal, mask=mask, bias=bias
+                )
+                tolerance = 1e-4 if output.dtype in (torch.float32, torch.float64) else 3e-2
+                if not torch.allclose(exact_output, output, rtol=tolerance, atol=tolerance):
+                    gap = (exact_output - output).abs().max().item()
+                    raise RuntimeError(f"exact and fused attention disagree by {gap:.2e}: a bug in qkv")
+            self.weights_hook(weights.detach())
         output = output.transpose(1, 2).reshape(B, T, H * K)  # (B, T, H·K): heads side by side
         return self.to_out(output), weights
 
