@@ -1,0 +1,29 @@
+"""Plain-text renderings of an attention trace: where each word looks."""
+
+from __future__ import annotations
+
+from qkv.errors import InputError
+from qkv.inspection.trace import AttentionTrace, word_weights
+
+__all__ = ["word_arrows"]
+
+
+def word_arrows(trace: AttentionTrace, *, layer: int | None = None, top: int = 3) -> list[str]:
+    """One line per word: ``riley ⇒ dog 0.37 · evan's 0.21 · riley 0.15`` (averaged over heads).
+
+    ``layer`` is a model layer the trace captured (the last captured one by default).
+    """
+    if layer is not None and layer not in trace.layers:
+        raise InputError(f"layer {layer} is not in this trace; it holds layers {', '.join(map(str, trace.layers))}")
+    index = len(trace.layers) - 1 if layer is None else trace.layers.index(layer)
+    words, folded = word_weights(trace.weights[index].mean(dim=0), trace.tokens)  # (W, W)
+    width = max((len(word) for word in words), default=0)
+    lines = [
+        f"layer {trace.layers[index]}, averaged over {trace.weights.shape[1]} heads: word ⇒ the words it attends to"
+    ]
+    for a, word in enumerate(words):
+        row = folded[a]
+        order = row.argsort(descending=True)[:top]
+        targets = " · ".join(f"{words[int(b)]} {float(row[b]):.2f}" for b in order if float(row[b]) > 0)
+        lines.append(f"  {word:<{width}} ⇒ {targets}")
+    return lines
