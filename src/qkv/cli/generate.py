@@ -59,19 +59,20 @@ def run(args: argparse.Namespace) -> int:
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
 
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-    produced = ""
+    produced, written = "", 0  # the generated text, and how much of it is on stdout
     sys.stdout.write(args.prompt)
     for token in generate(model, torch.tensor([ids]), args.tokens, sampling, generator=generator):
-        piece = decoder.decode(tokenizer.decode_bytes([int(token[0])]))
-        produced += piece
+        produced += decoder.decode(tokenizer.decode_bytes([int(token[0])]))
         stop_at = min((i for s in args.stop if (i := produced.find(s)) >= 0), default=-1)
         if stop_at >= 0:
-            already = len(produced) - len(piece)
-            sys.stdout.write(produced[already:stop_at] if stop_at > already else "")
+            sys.stdout.write(produced[written:stop_at])
             break
-        sys.stdout.write(piece)
+        # Hold back an ending that may be the start of a stop string, so that no part of one is printed.
+        held = max((k for s in args.stop for k in range(1, len(s)) if produced.endswith(s[:k])), default=0)
+        sys.stdout.write(produced[written : len(produced) - held])
+        written = len(produced) - held
         sys.stdout.flush()
     else:
-        sys.stdout.write(decoder.decode(b"", final=True))
+        sys.stdout.write(produced[written:] + decoder.decode(b"", final=True))
     sys.stdout.write("\n")
     return 0

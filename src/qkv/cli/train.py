@@ -158,7 +158,7 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     from qkv.model import Transformer, preset
     from qkv.text import default_corpus, encode_corpus, read_corpus, split_train_validation, train_tokenizer
     from qkv.text.tokenizers import tokenizer_from_json
-    from qkv.training import load_checkpoint, load_weights, train
+    from qkv.training import TrainingDiverged, load_checkpoint, load_weights, train
 
     def say(text: str) -> None:
         if distributed.is_main:
@@ -181,7 +181,6 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
             )
     else:
         corpus = read_corpus(args.corpus) if args.corpus else default_corpus()
-        say(f"corpus: {corpus.name} ({len(corpus.text):,} characters)")
         kind: Any = args.tokenizer or DEFAULTS["tokenizer"]
         tokenizer = train_tokenizer(kind, corpus.text, args.vocab)
         overrides: dict[str, Any] = {"vocab_size": tokenizer.vocab_size}
@@ -198,10 +197,12 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text).astype("int64"))
     train_ids, validation_ids = split_train_validation(ids, context=model_config.context)
     torch.manual_seed(config.seed)
-    model = Transformer(model_config)
+    model = Transformer(model_config).to(distributed.device())  # a GPU when there is one
     if resume is not None:
         load_weights(model, resume)
     parameters = sum(p.numel() for p in model.parameters())
+    if resume is None:  # said once every check passed, so that a mistake is reported on one line
+        say(f"corpus: {corpus.name} ({len(corpus.text):,} characters)")
     say(
         f"model: {model_config.layers} layers, {model_config.heads} heads, width {model_config.width}, "
         f"context {model_config.context}, vocab {model_config.vocab_size} ({parameters / 1e6:.2f}M parameters)"
@@ -211,18 +212,23 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "source.txt").write_text(str(Path(args.corpus).resolve()) if args.corpus else "", encoding="utf-8")
     progress = ProgressLine(config.steps, max(1, config.eval_interval // 5))
-    result = train(
-        model,
-        model_config=model_config,
-        tokenizer_json=tokenizer.to_json(),
-        train_ids=train_ids,
-        validation_ids=validation_ids,
-        config=config,
-        run_dir=run_dir,
-        resume=resume,
-        on_event=progress.show,
-        distributed=distributed,
-    )
+    try:
+        result = train(
+            model,
+            model_config=model_config,
+            tokenizer_json=tokenizer.to_json(),
+            train_ids=train_ids,
+            validation_ids=validation_ids,
+            config=config,
+            run_dir=run_dir,
+            resume=resume,
+            on_event=progress.show,
+            distributed=distributed,
+        )
+    except TrainingDiverged as error:
+        if progress.tty:
+            say("")  # end the progress line rewritten in place
+        raise UserError(str(error)) from None  # its message names the step, the checkpoint and the fix
     if not distributed.is_main:
         return 0
     from qkv.render.loss_curve import write_loss_curve
@@ -233,7 +239,7 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         result.progress.validation_losses,
         title=f"{run_dir.name}: {model_config.layers} layers, width {model_config.width}",
     )
-    if run_dir.parent.name == "runs" or not args.out:
+    if run_dir.parent.name == "runs":  # the default runs/NAME-TIME, or a --out kept under a runs/ folder
         _point_latest(run_dir)
     p = result.progress
     validation = p.validation_losses[-1][1] if p.validation_losses else float("nan")

@@ -22,7 +22,7 @@ class SamplingConfig:
 
     def __post_init__(self) -> None:
         name = type(self).__name__
-        if self.temperature < 0:
+        if not self.temperature >= 0:  # NaN too
             raise ConfigError(f"{name}.temperature must be 0 (greedy) or more, got {self.temperature}")
         if self.top_k is not None:
             check_positive(name, "top_k", self.top_k)

@@ -31,6 +31,7 @@ from torch import nn
 from qkv import __version__
 from qkv.errors import ConfigError, InputError
 from qkv.model.config import TransformerConfig
+from qkv.text.tokenizers import TokenizerError, tokenizer_from_json
 from qkv.training.config import TrainConfig
 
 __all__ = [
@@ -183,8 +184,9 @@ def save_checkpoint(
             old.rmdir()
             target.rename(old)
         staging.rename(target)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        # The new checkpoint is in place: the one moved aside, and any left by an earlier crash, can go.
+        for leftover in [*run.glob(".checkpoint.old-*"), *run.glob(".checkpoint.tmp-*")]:
+            shutil.rmtree(leftover, ignore_errors=True)
         return target
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
@@ -202,9 +204,9 @@ def find_checkpoint(path: str | os.PathLike[str]) -> Path:
         return given
     if (given / CHECKPOINT_DIR).is_dir():
         return given / CHECKPOINT_DIR
-    recovered = sorted(given.glob(".checkpoint.old-*"))
+    recovered = sorted(given.glob(".checkpoint.old-*"), key=lambda path: path.stat().st_mtime)
     if recovered:
-        return recovered[-1]  # a crash between the two renames of save_checkpoint
+        return recovered[-1]  # a crash between the two renames of save_checkpoint: the newest survivor
     raise CheckpointError(
         f"{given}: not a qkv checkpoint (no {CHECKPOINT_DIR}/ with config.json and model.safetensors); "
         "pass the directory a `qkv train --out` wrote"
@@ -218,6 +220,18 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"{path}: missing; the checkpoint is incomplete") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise CheckpointError(f"{path}: not valid JSON ({error}); the checkpoint is corrupted") from None
+
+
+def _read_tokenizer(path: Path) -> str:
+    """The tokenizer's JSON text, checked to rebuild a tokenizer (so a damaged one is refused here, by path)."""
+    try:
+        text = path.read_text(encoding="utf-8")
+        tokenizer_from_json(text)
+    except UnicodeDecodeError as error:
+        raise CheckpointError(f"{path}: not UTF-8 text ({error}); the checkpoint is corrupted") from None
+    except TokenizerError as error:
+        raise CheckpointError(f"{path}: {error}; the checkpoint is corrupted") from None
+    return text
 
 
 def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
@@ -244,7 +258,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         state = load_file(str(directory / "state.safetensors"))
     except (SafetensorError, OSError, RuntimeError) as error:
         raise CheckpointError(f"{directory / 'state.safetensors'}: not a readable safetensors file ({error})") from None
-    tokenizer_json = (directory / "tokenizer.json").read_text(encoding="utf-8")
+    tokenizer_json = _read_tokenizer(directory / "tokenizer.json")
     return Checkpoint(
         path=directory,
         model_config=model_config,
@@ -260,7 +274,8 @@ def load_weights(model: nn.Module, checkpoint: Checkpoint) -> None:
     """Load ``model.safetensors`` into ``model`` (strict: every tensor must match by name and shape)."""
     path = checkpoint.path / "model.safetensors"
     try:
-        missing, unexpected = load_model(model, str(path), strict=True)
+        device = next(model.parameters()).device
+        missing, unexpected = load_model(model, str(path), strict=True, device=str(device))
     except (SafetensorError, OSError) as error:
         raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
     except RuntimeError as error:

@@ -7,9 +7,12 @@ stops cleanly on Ctrl-C, and stops with the step and the last good checkpoint na
 
 from __future__ import annotations
 
+import contextlib
 import math
+import signal
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -74,8 +77,9 @@ def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Ad
 
 def language_model_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
     """Mean cross-entropy of next-token predictions."""
-    logits = model(inputs)  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), targets.flatten())  # (B·T, V) against (B·T,)
+    device = next(model.parameters()).device
+    logits = model(inputs.to(device, non_blocking=True))  # (B, T, V)
+    return F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())  # (B·T, V) against (B·T,)
 
 
 @torch.no_grad()
@@ -90,6 +94,33 @@ def estimate_loss(model: nn.Module, ids: Tensor, config: TrainConfig, context: i
     ]
     model.train(was_training)
     return sum(losses) / len(losses)
+
+
+@contextlib.contextmanager
+def _ctrl_c_between_steps() -> Iterator[Callable[[], bool]]:
+    """Hold a Ctrl-C (SIGINT) until the step it lands in is complete; yield "was Ctrl-C pressed?".
+
+    A KeyboardInterrupt raised wherever the signal lands (in the forward pass, between the batch draw and the
+    update) would leave weights, optimizer and batch generator at different steps, and the checkpoint saved on
+    interrupt would not resume exactly. A second Ctrl-C raises at once. Outside the main thread, where Python
+    cannot take the signal, nothing changes.
+    """
+    pressed = False
+
+    def hold(signum: int, frame: object) -> None:
+        nonlocal pressed
+        if pressed:
+            raise KeyboardInterrupt
+        pressed = True
+
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    previous = signal.signal(signal.SIGINT, hold)
+    try:
+        yield lambda: pressed
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def train(
@@ -159,53 +190,56 @@ def train(
     session_start, session_step = time.perf_counter(), progress.step
     stopped_by: Literal["steps", "time", "interrupt"] = "steps"
     model.train()
-    try:
-        while progress.step < config.steps:
-            out_of_time = config.time_limit is not None and time.perf_counter() - started >= config.time_limit
-            if config.time_limit is not None and distributed.agree(out_of_time):
-                stopped_by = "time"
-                break
-            lr = learning_rate(progress.step, config)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            inputs, targets = get_batch(train_ids, config.batch_size, context, batches)  # (B, T) each
-            loss = language_model_loss(replica, inputs[local], targets[local])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
-            optimizer.step()
+    with _ctrl_c_between_steps() as ctrl_c_pressed:
+        try:
+            while progress.step < config.steps:
+                out_of_time = config.time_limit is not None and time.perf_counter() - started >= config.time_limit
+                if config.time_limit is not None and distributed.agree(out_of_time):
+                    stopped_by = "time"
+                    break
+                lr = learning_rate(progress.step, config)
+                for group in optimizer.param_groups:
+                    group["lr"] = lr
+                inputs, targets = get_batch(train_ids, config.batch_size, context, batches)  # (B, T) each
+                loss = language_model_loss(replica, inputs[local], targets[local])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(model.parameters(), config.grad_clip)
+                optimizer.step()
 
-            value = distributed.average(loss.item())
-            if not math.isfinite(value):
-                where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
-                raise TrainingDiverged(
-                    f"loss became {value} at step {progress.step + 1}; {where}. "
-                    "Lower the learning rate or raise --warmup, then resume from it"
+                value = distributed.average(loss.item())
+                if not math.isfinite(value):
+                    where = f"the last good checkpoint is {last_good}" if last_good else "no checkpoint was written yet"
+                    raise TrainingDiverged(
+                        f"loss became {value} at step {progress.step + 1}; {where}. "
+                        "Lower the learning rate or raise --warmup, then resume from it"
+                    )
+                progress.step += 1
+                progress.tokens_seen += tokens_per_step
+                progress.elapsed_seconds = time.perf_counter() - started
+                progress.train_losses.append((progress.step, value))
+                session_seconds = time.perf_counter() - session_start
+                report(
+                    TrainEvent(
+                        "step",
+                        progress.step,
+                        config.steps,
+                        loss=value,
+                        learning_rate=lr,
+                        tokens_per_second=(progress.step - session_step) * tokens_per_step / max(session_seconds, 1e-9),
+                        elapsed_seconds=progress.elapsed_seconds,
+                    )
                 )
-            progress.step += 1
-            progress.tokens_seen += tokens_per_step
-            progress.elapsed_seconds = time.perf_counter() - started
-            progress.train_losses.append((progress.step, value))
-            session_seconds = time.perf_counter() - session_start
-            report(
-                TrainEvent(
-                    "step",
-                    progress.step,
-                    config.steps,
-                    loss=value,
-                    learning_rate=lr,
-                    tokens_per_second=(progress.step - session_step) * tokens_per_step / max(session_seconds, 1e-9),
-                    elapsed_seconds=progress.elapsed_seconds,
-                )
-            )
-            if progress.step % config.eval_interval == 0 or progress.step == config.steps:
-                validate()
-                last_good, saved_step = checkpoint(), progress.step
-    except KeyboardInterrupt:
-        stopped_by = "interrupt"
-    if not progress.validation_losses or progress.validation_losses[-1][0] != progress.step:
-        validate()
-    if saved_step != progress.step or last_good is None:
-        last_good = checkpoint()
-    report(TrainEvent("done", progress.step, config.steps, elapsed_seconds=progress.elapsed_seconds))
-    return TrainResult(progress=progress, checkpoint=last_good, stopped_by=stopped_by)
+                if progress.step % config.eval_interval == 0 or progress.step == config.steps:
+                    validate()
+                    last_good, saved_step = checkpoint(), progress.step
+                if distributed.agree(ctrl_c_pressed()):
+                    raise KeyboardInterrupt  # held until the step was complete
+        except KeyboardInterrupt:
+            stopped_by = "interrupt"
+        if not progress.validation_losses or progress.validation_losses[-1][0] != progress.step:
+            validate()
+        if saved_step != progress.step or last_good is None:
+            last_good = checkpoint()
+        report(TrainEvent("done", progress.step, config.steps, elapsed_seconds=progress.elapsed_seconds))
+        return TrainResult(progress=progress, checkpoint=last_good, stopped_by=stopped_by)
