@@ -5,9 +5,18 @@ from __future__ import annotations
 import dataclasses
 import types
 import typing
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any, TypeVar
 
-__all__ = ["ConfigError", "InputError", "ShapeError", "check_choice", "check_positive", "check_types"]
+__all__ = [
+    "ConfigData",
+    "ConfigError",
+    "InputError",
+    "ShapeError",
+    "check_choice",
+    "check_positive",
+    "check_types",
+]
 
 
 class InputError(ValueError):
@@ -66,3 +75,22 @@ def check_types(config: object) -> None:
             hint = hints[field.name]
             expected = hint.__name__ if isinstance(hint, type) else str(hint).replace("typing.", "")
             raise ConfigError(f"{type(config).__name__}.{field.name}={value!r} has the wrong type; expected {expected}")
+
+
+ConfigT = TypeVar("ConfigT", bound="ConfigData")
+
+
+class ConfigData:
+    """Mixin for the frozen config dataclasses: to and from plain data (JSON), refusing unknown fields."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)  # type: ignore[call-overload]
+
+    @classmethod
+    def from_dict(cls: type[ConfigT], data: Mapping[str, Any]) -> ConfigT:
+        """Build from plain data (e.g. parsed JSON); an unknown field is named, with the known ones."""
+        known = {field.name for field in dataclasses.fields(cls)}  # type: ignore[arg-type]
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ConfigError(f"{cls.__name__} has no field {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)

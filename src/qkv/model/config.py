@@ -13,7 +13,7 @@ from typing import Any, Literal, get_args
 
 from qkv.attention.layer import AttentionConfig
 from qkv.attention.positions import POSITION_SCHEMES, PositionScheme
-from qkv.errors import ConfigError, check_choice, check_positive, check_types
+from qkv.errors import ConfigData, ConfigError, check_choice, check_positive, check_types
 
 __all__ = ["FAMILIES", "PRESETS", "Activation", "NormKind", "Placement", "TransformerConfig", "preset"]
 
@@ -23,7 +23,7 @@ Activation = Literal["gelu", "gelu_tanh", "relu", "swiglu"]
 
 
 @dataclass(frozen=True)
-class TransformerConfig:
+class TransformerConfig(ConfigData):
     """A stack of ``layers`` blocks (attention + position-wise MLP) over a vocabulary of ``vocab_size``.
 
     Widths: ``width`` D, ``heads`` H, ``kv_heads`` G (None: G = H), ``head_width`` K (None: D / H),
@@ -98,18 +98,6 @@ class TransformerConfig:
     def hidden_width(self) -> int:
         """The MLP's inner width."""
         return self.mlp_width if self.mlp_width is not None else 4 * self.width
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TransformerConfig:
-        """Build from plain data (e.g. parsed JSON), refusing unknown fields by name."""
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{cls.__name__} has no field {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
 
 
 # Family templates: the conventions of each family. Sizes come from the presets or the loaded model.

@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import Any
 
-from qkv.errors import ConfigError, check_positive, check_types
+from qkv.errors import ConfigData, ConfigError, check_positive, check_types
 
 __all__ = ["TrainConfig"]
 
 
 @dataclass(frozen=True)
-class TrainConfig:
+class TrainConfig(ConfigData):
     """AdamW with decoupled weight decay, linear warmup then cosine decay, gradient clipping.
 
     Training stops after ``steps`` optimizer steps or ``time_limit`` seconds of wall time, whichever comes
@@ -57,14 +55,3 @@ class TrainConfig:
                 raise ConfigError(f"{name}.{field} must be in [0, 1), got {getattr(self, field)}")
         if not self.grad_clip > 0:
             raise ConfigError(f"{name}.grad_clip must be positive, got {self.grad_clip}")
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> TrainConfig:
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ConfigError(f"{cls.__name__} has no field {', '.join(unknown)}")
-        return cls(**data)
