@@ -82,6 +82,22 @@ ALLOWED = {
     "shapes": ("qkv.shapes", "qkv.errors"),
     "attention": ("qkv.attention", "qkv.shapes", "qkv.errors"),
     "model": ("qkv.model", "qkv.attention", "qkv.shapes", "qkv.errors"),
+    "text": ("qkv.text", "qkv.errors"),
+    "generation": ("qkv.generation", "qkv.model", "qkv.attention", "qkv.shapes", "qkv.errors"),
+    "inspection": ("qkv.inspection", "qkv.model", "qkv.attention", "qkv.text", "qkv.shapes", "qkv.errors"),
+    "render": ("qkv.render", "qkv.inspection", "qkv.shapes", "qkv.errors"),
+    "training": ("qkv.training", "qkv.model", "qkv.attention", "qkv.text", "qkv.shapes", "qkv.errors", "qkv._version"),
+    "pretrained": (
+        "qkv.pretrained",
+        "qkv.model",
+        "qkv.attention",
+        "qkv.generation",
+        "qkv.text",
+        "qkv.shapes",
+        "qkv.errors",
+    ),
+    "article": ("qkv.article", "qkv.attention", "qkv.shapes", "qkv.errors"),
+    "bench": ("qkv.bench", "qkv.attention", "qkv.shapes", "qkv.errors"),
 }
 
 

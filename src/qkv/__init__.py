@@ -12,7 +12,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
+from qkv._version import __version__
 
 _LAZY = {
     "attend": "qkv.attention",
@@ -26,6 +26,7 @@ _LAZY = {
     "preset": "qkv.model",
     "PRESETS": "qkv.model",
     "FAMILIES": "qkv.model",
+    "load": "qkv.pretrained.model",
     "ShapeError": "qkv.errors",
     "ConfigError": "qkv.errors",
 }
@@ -44,6 +45,7 @@ __all__ = [
     "attend",
     "exact_attention",
     "fused_attention",
+    "load",
     "preset",
 ]
 
@@ -58,6 +60,7 @@ if TYPE_CHECKING:
     )
     from qkv.errors import ConfigError, ShapeError
     from qkv.model import FAMILIES, PRESETS, Transformer, TransformerConfig, preset
+    from qkv.pretrained.model import load
 
 
 def __getattr__(name: str) -> Any:

@@ -41,18 +41,26 @@ def _check(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, b
     require_rank("keys", keys, "BGSK")
     require_rank("values", values, "BGSK")
     B, H, T, K = queries.shape
-    q, k, v = describe(queries.shape, "BHTK"), describe(keys.shape, "BGSK"), describe(values.shape, "BGSK")
+
+    def shapes(*names: str) -> str:  # described only when an error is raised: this runs on every call
+        described = {
+            "queries": describe(queries.shape, "BHTK"),
+            "keys": describe(keys.shape, "BGSK"),
+            "values": describe(values.shape, "BGSK"),
+        }
+        return ", ".join(f"{name} {described[name]}" for name in names)
+
     if keys.shape[0] != B or values.shape[0] != B:
-        raise ShapeError(f"batch sizes differ: queries {q}, keys {k}, values {v}")
+        raise ShapeError(f"batch sizes differ: {shapes('queries', 'keys', 'values')}")
     if keys.shape[1] != values.shape[1]:
-        raise ShapeError(f"keys and values need the same number of heads G: keys {k}, values {v}")
+        raise ShapeError(f"keys and values need the same number of heads G: {shapes('keys', 'values')}")
     G = keys.shape[1]
     if G == 0 or H % G != 0:
-        raise ShapeError(f"query heads H={H} must be a multiple of key/value heads G={G}: queries {q}, keys {k}")
+        raise ShapeError(f"query heads H={H} must be a multiple of key/value heads G={G}: {shapes('queries', 'keys')}")
     if keys.shape[2] != values.shape[2]:
-        raise ShapeError(f"keys and values need the same number of positions S: keys {k}, values {v}")
+        raise ShapeError(f"keys and values need the same number of positions S: {shapes('keys', 'values')}")
     if keys.shape[3] != K:
-        raise ShapeError(f"queries and keys need the same head width K: queries {q}, keys {k}")
+        raise ShapeError(f"queries and keys need the same head width K: {shapes('queries', 'keys')}")
     S = keys.shape[2]
     for name, extra in (("mask", mask), ("bias", bias)):
         if extra is None:
@@ -66,7 +74,7 @@ def _check(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, b
         except RuntimeError:
             raise ShapeError(
                 f"{name} of shape {tuple(extra.shape)} does not broadcast to the scores (B, H, T, S) = "
-                f"{(B, H, T, S)} of queries {q} and keys {k}"
+                f"{(B, H, T, S)} of {shapes('queries', 'keys')}"
             ) from None
         if extra.dim() > 4:
             raise ShapeError(f"{name} has {extra.dim()} dimensions; at most 4, broadcastable to (B, H, T, S)")
@@ -97,17 +105,21 @@ def exact_attention(
     keys = keys.repeat_interleave(H // G, dim=1)  # (B, H, S, K)
     values = values.repeat_interleave(H // G, dim=1)  # (B, H, S, K_v)
 
-    scores = (queries @ keys.transpose(-2, -1)) * scale  # (B, H, T, S): relevance of every key to every query
+    # (B, H, T, S): relevance of every key to every query. Scaled and masked in place: scores are
+    # the largest tensor here, and the softmax's gradient needs only its own output.
+    scores = (queries @ keys.transpose(-2, -1)).mul_(scale)
     if bias is not None:
-        scores = scores + bias
+        scores = scores.add_(bias)
     allowed = _allowed(T, S, causal, mask, queries.device)
     if allowed is not None:
-        scores = scores.masked_fill(~allowed, float("-inf"))
+        scores = scores.masked_fill_(~allowed, float("-inf"))
     weights = torch.softmax(scores, dim=-1)  # (B, H, T, S), each row sums to 1
+    del scores
     if allowed is not None:
         # A row with every key hidden is all -inf and softmax gives NaN there: define it as zero weight.
         sees_something = allowed.any(dim=-1, keepdim=True)
-        weights = torch.where(sees_something, weights, torch.zeros((), dtype=weights.dtype))
+        if not bool(sees_something.all()):
+            weights = torch.where(sees_something, weights, torch.zeros((), dtype=weights.dtype))
     output = weights @ values  # (B, H, T, K_v): each query's weighted sum of values
     return output, weights
 

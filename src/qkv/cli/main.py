@@ -12,7 +12,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-from qkv import __version__
+from qkv._version import __version__
 from qkv.errors import InputError
 
 # Subcommand modules, imported only when the parser is built (they import torch lazily themselves).

@@ -28,7 +28,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
-from qkv import __version__
+from qkv._version import __version__
 from qkv.errors import ConfigError, InputError
 from qkv.model.config import TransformerConfig
 from qkv.text.tokenizers import TokenizerError, tokenizer_from_json

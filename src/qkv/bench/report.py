@@ -1,0 +1,42 @@
+"""Tables for benchmark reports, as aligned plain text or as Markdown; pure formatting, no output."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+__all__ = ["format_ms", "format_table"]
+
+
+def format_table(
+    headers: Sequence[str], rows: Sequence[Sequence[str]], *, markdown: bool = False, left: int = 0
+) -> str:
+    """A table; the first ``left`` columns are aligned left, the others (numbers) right."""
+    if any(len(row) != len(headers) for row in rows):
+        raise ValueError(f"every row needs {len(headers)} cells")
+    smallest = 3 if markdown else 1  # a Markdown rule needs a hyphen besides its colon
+    widths = [max([smallest, len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        padded = [c.ljust(w) if i < left else c.rjust(w) for i, (c, w) in enumerate(zip(cells, widths, strict=True))]
+        return "| " + " | ".join(padded) + " |" if markdown else "  ".join(padded).rstrip()
+
+    lines = [line(headers)]
+    if markdown:
+        rules = [(":" + "-" * (w - 1)) if i < left else ("-" * (w - 1) + ":") for i, w in enumerate(widths)]
+        lines.append("| " + " | ".join(rules) + " |")
+    else:
+        lines.append("  ".join("-" * w for w in widths))
+    lines.extend(line(row) for row in rows)
+    return "\n".join(lines)
+
+
+def format_ms(seconds: float) -> str:
+    """Milliseconds with three or four significant digits: ``0.0123`` → ``"12.3"``."""
+    ms = seconds * 1000
+    if ms >= 100:
+        return f"{ms:.0f}"
+    if ms >= 10:
+        return f"{ms:.1f}"
+    if ms >= 1:
+        return f"{ms:.2f}"
+    return f"{ms:.3f}"

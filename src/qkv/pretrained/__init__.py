@@ -1,0 +1,49 @@
+"""Real pretrained models in qkv's own Transformer: BERT (MiniLM), Llama from GGUF (SmolLM2), GPT-2 directories.
+
+    import qkv.pretrained as pretrained
+    pretrained.available()                 # the known names, installed or not, with size and source
+    model = pretrained.load("smollm2")     # or "minilm", a Hugging Face directory, a .gguf file
+
+Listing (:func:`available`) imports neither PyTorch nor the loaders; they load on first use of a name.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from qkv.pretrained.registry import PACKAGED, MissingModelError, ModelInfo, PretrainedError, available
+
+__all__ = [
+    "PACKAGED",
+    "MissingModelError",
+    "ModelInfo",
+    "PretrainedError",
+    "PretrainedModel",
+    "PretrainedTokenizer",
+    "available",
+    "load",
+]
+
+_LAZY = {
+    "load": "qkv.pretrained.model",
+    "PretrainedModel": "qkv.pretrained.model",
+    "PretrainedTokenizer": "qkv.pretrained.tokenizer",
+}
+
+if TYPE_CHECKING:
+    from qkv.pretrained.model import PretrainedModel, load
+    from qkv.pretrained.tokenizer import PretrainedTokenizer
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'qkv.pretrained' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,0 +1,289 @@
+"""``load(name_or_path)``: a pretrained model and its tokenizer behind one small interface.
+
+    import qkv.pretrained as pretrained
+    minilm = pretrained.load("minilm")
+    minilm.embed(["a dog", "a puppy"])                      # (2, 384), unit vectors
+
+    smol = pretrained.load("smollm2")
+    smol.generate(smol.chat_prompt("What is the capital of France?"), 20)
+
+``model`` is an ordinary :class:`~qkv.model.transformer.Transformer` (float32), so everything in qkv —
+capturing attention, traces, generation — works on it unchanged.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from qkv.errors import InputError
+from qkv.generation.generate import decode_one_token, generate, prefill
+from qkv.generation.sampling import SamplingConfig, sample_next
+from qkv.model.config import TransformerConfig
+from qkv.model.transformer import Transformer
+from qkv.pretrained.assemble import Parts, build
+from qkv.pretrained.chat import Message, render_chat
+from qkv.pretrained.gguf_llama import read_gguf
+from qkv.pretrained.hf_dir import read_hf_dir
+from qkv.pretrained.registry import PACKAGED, PretrainedError, find_packaged, pickle_refusal, sniff_format
+from qkv.pretrained.tokenizer import PretrainedTokenizer
+from qkv.shapes import ShapeError, Tensor
+
+__all__ = ["GREEDY", "PretrainedModel", "load", "read_parts"]
+
+GREEDY = SamplingConfig(temperature=0.0)
+
+
+def load(name_or_path: str | os.PathLike[str]) -> PretrainedModel:
+    """A known model by name (``"minilm"``, ``"smollm2"``: see :func:`~qkv.pretrained.available`), a Hugging
+    Face directory (``config.json`` + ``model.safetensors``: BERT, GPT-2 or Llama), or a Llama-family ``.gguf``.
+
+    Every failure — a missing package, a damaged file, an unsupported architecture — is one
+    :class:`~qkv.errors.InputError` raised before any model is returned.
+    """
+    if isinstance(name_or_path, str) and name_or_path in PACKAGED:
+        entry, location = find_packaged(name_or_path)
+        parts = read_parts(location)
+        name = entry.name
+    else:
+        path = Path(name_or_path).expanduser()
+        if not path.exists():
+            raise PretrainedError(
+                f"{str(name_or_path)!r} is neither a known model name ({', '.join(PACKAGED)}) nor an existing "
+                "file or directory"
+            )
+        parts = read_parts(path)
+        name = str(path)
+    return PretrainedModel.from_parts(parts, name=name)
+
+
+def read_parts(path: Path) -> Parts:
+    """Read a model directory or a GGUF file, without building the model (the format is sniffed, not guessed
+    from the name)."""
+    if path.is_dir():
+        ggufs = sorted(path.glob("*.gguf"))
+        if ggufs and not (path / "config.json").is_file():
+            raise PretrainedError(f"{path} holds GGUF files, not a Hugging Face model; give the file, e.g. {ggufs[0]}")
+        return read_hf_dir(path)
+    found = sniff_format(path)
+    if found == "gguf":
+        return read_gguf(path)
+    if found == "pickle":
+        raise pickle_refusal(path)
+    if found == "safetensors":
+        raise PretrainedError(
+            f"{path} is a bare safetensors file; load the directory that holds it with its config.json"
+            f"{' (' + str(path.parent) + ')' if (path.parent / 'config.json').is_file() else ''}"
+        )
+    raise PretrainedError(
+        f"{path} is neither a GGUF file nor a model directory (config.json + model.safetensors); "
+        "its first bytes match no weights format qkv reads"
+    )
+
+
+class PretrainedModel:
+    """A pretrained :class:`Transformer` with its tokenizer: encode, decode, forward, and ``embed`` (encoders)
+    or ``generate`` and ``chat_prompt`` (causal language models)."""
+
+    def __init__(
+        self,
+        model: Transformer,
+        tokenizer: PretrainedTokenizer | None,
+        *,
+        name: str,
+        source: Path,
+        architecture: str,
+        chat_template: str | None = None,
+        special_tokens: Mapping[str, str] | None = None,
+        stop_ids: Sequence[int] = (),
+        pad_id: int = 0,
+        max_embed_tokens: int | None = None,
+    ) -> None:
+        self.model = model
+        self._tokenizer = tokenizer
+        self.name = name
+        self.source = source
+        self.architecture = architecture
+        self.chat_template = chat_template
+        self.special_tokens = dict(special_tokens or {})
+        self.stop_ids = tuple(stop_ids)
+        self.pad_id = pad_id
+        self.max_embed_tokens = max_embed_tokens
+
+    @classmethod
+    def from_parts(cls, parts: Parts, *, name: str) -> PretrainedModel:
+        return cls(
+            build(parts),
+            parts.tokenizer,
+            name=name,
+            source=parts.source,
+            architecture=parts.architecture,
+            chat_template=parts.chat_template,
+            special_tokens=parts.special_tokens,
+            stop_ids=parts.stop_ids,
+            pad_id=parts.pad_id,
+            max_embed_tokens=parts.max_embed_tokens,
+        )
+
+    # -- what it is ----------------------------------------------------------------------------------------
+
+    @property
+    def config(self) -> TransformerConfig:
+        return self.model.config
+
+    @property
+    def is_causal(self) -> bool:
+        """A language model that predicts the next token (GPT-2, Llama), as opposed to an encoder (BERT)."""
+        return self.config.causal and self.config.lm_head
+
+    @property
+    def tokenizer(self) -> PretrainedTokenizer:
+        if self._tokenizer is None:
+            raise InputError(f"{self.name} came without a tokenizer (no tokenizer.json in {self.source})")
+        return self._tokenizer
+
+    def __repr__(self) -> str:
+        c = self.config
+        return (
+            f"PretrainedModel({self.name!r}: {self.architecture}, {c.layers} layers × {c.heads} heads, "
+            f"width {c.width}, vocabulary {c.vocab_size})"
+        )
+
+    # -- text ↔ ids ----------------------------------------------------------------------------------------
+
+    def encode(self, text: str) -> list[int]:
+        """Token ids of ``text``, with the special tokens the model expects (``[CLS] … [SEP]`` for BERT)."""
+        return self.tokenizer.encode(text)
+
+    def encode_batch(self, texts: Sequence[str], *, max_tokens: int | None = None) -> tuple[Tensor, Tensor]:
+        """``(ids (B, S), keep (B, S))``: the texts' ids padded on the right, and ``True`` on real tokens.
+
+        ``max_tokens`` cuts longer texts (keeping their closing special token); by default nothing is cut.
+        """
+        if isinstance(texts, str) or not texts:
+            raise InputError("give a non-empty list of texts")
+        rows = self.tokenizer.encode_batch(texts, max_length=max_tokens)
+        longest = max(len(row) for row in rows)
+        ids = torch.full((len(rows), longest), self.pad_id, dtype=torch.long)  # (B, S)
+        keep = torch.zeros(len(rows), longest, dtype=torch.bool)  # (B, S)
+        for index, row in enumerate(rows):
+            ids[index, : len(row)] = torch.tensor(row, dtype=torch.long)
+            keep[index, : len(row)] = True
+        return ids, keep
+
+    def decode(self, ids: Sequence[int] | Tensor, *, skip_special_tokens: bool = False) -> str:
+        values = ids.tolist() if isinstance(ids, Tensor) else list(ids)
+        return self.tokenizer.decode(values, skip_special_tokens=skip_special_tokens)
+
+    # -- running it ----------------------------------------------------------------------------------------
+
+    @torch.no_grad()
+    def forward(
+        self, ids: Tensor | Sequence[int], *, keep: Tensor | None = None, token_types: Tensor | None = None
+    ) -> Tensor:
+        """Logits ``(B, T, V)`` for a language model, hidden states ``(B, T, D)`` for an encoder.
+
+        ``ids`` are ``(B, T)`` (or one sequence: a list or ``(T,)``); ``keep`` ``(B, T)`` marks real tokens;
+        ``token_types`` ``(B, T)`` are BERT's segment ids (all 0 when not given).
+        """
+        batch = torch.as_tensor(ids, dtype=torch.long)
+        if batch.dim() == 1:
+            batch = batch[None]
+        return self.model(batch, keep=keep, token_types=token_types)
+
+    __call__ = forward
+
+    @torch.no_grad()
+    def embed(self, texts: str | Sequence[str], *, batch_size: int = 32) -> Tensor:
+        """Sentence embeddings as sentence-transformers computes them: the mean of the last hidden states over
+        the real tokens, scaled to unit length. ``(D,)`` for one text, ``(N, D)`` for a list.
+
+        Texts longer than the model's embedding length (256 tokens for MiniLM) are cut there, as
+        sentence-transformers cuts them.
+        """
+        if self.config.lm_head:
+            raise InputError(f"embed() needs an encoder such as 'minilm'; {self.name} is a language model")
+        single = isinstance(texts, str)
+        items = [texts] if isinstance(texts, str) else list(texts)
+        if not items:
+            raise InputError("no texts to embed")
+        chunks = []
+        for start in range(0, len(items), batch_size):
+            ids, keep = self.encode_batch(items[start : start + batch_size], max_tokens=self.max_embed_tokens)
+            hidden = self.model(ids, keep=keep)  # (B, S, D)
+            weights = keep.unsqueeze(-1).to(hidden.dtype)  # (B, S, 1)
+            mean = (hidden * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1e-9)  # (B, D)
+            chunks.append(F.normalize(mean, p=2.0, dim=-1))
+        embeddings = torch.cat(chunks)  # (N, D)
+        return embeddings[0] if single else embeddings
+
+    def chat_prompt(self, messages: str | Sequence[Message], *, add_generation_prompt: bool = True) -> str:
+        """The prompt the model's own chat template makes of ``messages`` (a string is one user message)."""
+        if self.chat_template is None:
+            raise InputError(f"{self.name} has no chat template; give it plain text instead")
+        return render_chat(
+            self.chat_template,
+            messages,
+            add_generation_prompt=add_generation_prompt,
+            special_tokens=self.special_tokens,
+        )
+
+    @torch.inference_mode()
+    def stream(
+        self,
+        prompt: str | Sequence[int],
+        max_new_tokens: int = 64,
+        *,
+        sampling: SamplingConfig = GREEDY,
+        generator: torch.Generator | None = None,
+        stop_at_eos: bool = True,
+    ) -> Iterator[int]:
+        """Yield up to ``max_new_tokens`` new token ids, one at a time; stop before an end-of-turn token."""
+        if not self.is_causal:
+            raise InputError(f"{self.name} is an encoder; generating text needs a language model such as 'smollm2'")
+        ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
+        if not ids:
+            raise InputError("the prompt is empty: give at least one token")
+        if max_new_tokens < 0:
+            raise InputError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
+        context = self.config.context
+        if len(ids) > context:
+            raise ShapeError(f"the prompt has {len(ids)} tokens; {self.name} reads at most {context}")
+        if max_new_tokens == 0:
+            return
+        stops = set(self.stop_ids) if stop_at_eos else set()
+        prompt_ids = torch.tensor([ids], dtype=torch.long)  # (1, T)
+        if len(ids) + max_new_tokens > context:  # the core generator crops the context as it fills
+            for token in generate(self.model, prompt_ids, max_new_tokens, sampling, generator=generator):
+                if int(token) in stops:
+                    return
+                yield int(token)
+            return
+        # A cache for exactly the positions needed (the full context of a Llama is 8192 positions × every layer).
+        self.model.eval()
+        cache = self.model.new_cache(1, len(ids) + max_new_tokens)
+        logits = prefill(self.model, prompt_ids, cache)  # (1, V)
+        for step in range(max_new_tokens):
+            token = sample_next(logits, sampling, generator)  # (1,)
+            if int(token) in stops:
+                return
+            yield int(token)
+            if step + 1 < max_new_tokens:
+                logits = decode_one_token(self.model, token, cache)
+
+    def generate(
+        self,
+        prompt: str | Sequence[int],
+        max_new_tokens: int = 64,
+        *,
+        sampling: SamplingConfig = GREEDY,
+        generator: torch.Generator | None = None,
+        stop_at_eos: bool = True,
+    ) -> str:
+        """The text the model writes after ``prompt`` (greedy by default), without the end-of-turn token."""
+        new = list(self.stream(prompt, max_new_tokens, sampling=sampling, generator=generator, stop_at_eos=stop_at_eos))
+        return self.decode(new)

