@@ -84,7 +84,15 @@ ALLOWED = {
     "model": ("qkv.model", "qkv.attention", "qkv.shapes", "qkv.errors"),
     "text": ("qkv.text", "qkv.errors"),
     "generation": ("qkv.generation", "qkv.model", "qkv.attention", "qkv.shapes", "qkv.errors"),
-    "inspection": ("qkv.inspection", "qkv.model", "qkv.attention", "qkv.text", "qkv.shapes", "qkv.errors"),
+    "inspection": (
+        "qkv.inspection",
+        "qkv.model",
+        "qkv.attention",
+        "qkv.text",
+        "qkv.shapes",
+        "qkv.errors",
+        "qkv.render.html",  # lazily, for AttentionTrace._repr_html_ in notebooks
+    ),
     "render": ("qkv.render", "qkv.inspection", "qkv.shapes", "qkv.errors"),
     "training": ("qkv.training", "qkv.model", "qkv.attention", "qkv.text", "qkv.shapes", "qkv.errors", "qkv._version"),
     "pretrained": (

@@ -27,6 +27,8 @@ _LAZY = {
     "PRESETS": "qkv.model",
     "FAMILIES": "qkv.model",
     "load": "qkv.pretrained.model",
+    "trace": "qkv.inspection.trace",
+    "AttentionTrace": "qkv.inspection.trace",
     "ShapeError": "qkv.errors",
     "ConfigError": "qkv.errors",
 }
@@ -35,6 +37,7 @@ __all__ = [
     "FAMILIES",
     "PRESETS",
     "AttentionConfig",
+    "AttentionTrace",
     "ConfigError",
     "KVCache",
     "SelfAttention",
@@ -47,6 +50,7 @@ __all__ = [
     "fused_attention",
     "load",
     "preset",
+    "trace",
 ]
 
 if TYPE_CHECKING:
@@ -59,6 +63,7 @@ if TYPE_CHECKING:
         fused_attention,
     )
     from qkv.errors import ConfigError, ShapeError
+    from qkv.inspection.trace import AttentionTrace, trace
     from qkv.model import FAMILIES, PRESETS, Transformer, TransformerConfig, preset
     from qkv.pretrained.model import load
 

@@ -1,40 +1,214 @@
-"""``qkv attend TEXT --model RUN`` — where each word of a text looks, in a model you trained."""
+"""``qkv attend TEXT --model MODEL`` — who attends to whom, in a model you trained or a pretrained one.
+
+    qkv attend "Evan's dog Riley is so hyperactive, she never stops moving" --model minilm --layer 2 --head 0
+    qkv attend "…" --model minilm --format html -o riley.html        # every layer and head, in a browser
+    qkv attend "…" --model runs/demo --format png -o grid.png        # a heatmap per head, layers × heads
+
+``--model`` is a run directory written by ``qkv train``, a known pretrained name (``minilm``, ``smollm2``), a
+Hugging Face model directory or a ``.gguf`` file. ``--format`` (default: from the ``-o`` suffix, else terminal):
+
+- ``terminal``: one head's heatmap (colour on a terminal, shades otherwise), strongest arrows and metrics;
+- ``png``/``svg``: with ``--head``, the arc diagram of that head; without, the heatmap grid of every captured
+  head (``--layer`` narrows it to one layer);
+- ``html``: one self-contained page with a menu of every captured layer and head;
+- ``json``: the trace itself (``AttentionTrace.load`` reads it back).
+
+``--layer`` narrows what is captured (json, html, the grid) to one layer; without it every layer is captured,
+except for the terminal and the arc diagram, which show the last layer.
+"""
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+import json
+import os
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
 
 from qkv.cli.errors import UserError
 
+if TYPE_CHECKING:
+    from qkv.inspection.trace import AttentionTrace, LoadedModel
+    from qkv.model import Transformer
+    from qkv.text.tokenizers import Tokenizer
+
+FORMATS = ("terminal", "png", "svg", "html", "json")
+SUFFIXES = {".png": "png", ".svg": "svg", ".html": "html", ".htm": "html", ".json": "json", ".txt": "terminal"}
+
 
 def register(subparsers: Any) -> None:
-    parser = subparsers.add_parser("attend", help="show who attends to whom for a text, in a trained model")
+    parser = subparsers.add_parser(
+        "attend",
+        help="show who attends to whom for a text, in a trained or pretrained model",
+        description="Show who attends to whom for a text: a heatmap and the strongest arrows in the terminal, "
+        "or a picture, an HTML page or the trace as JSON.",
+    )
     parser.add_argument("text", help="the text to look at")
-    parser.add_argument("--model", required=True, metavar="RUN", help="a run directory written by `qkv train`")
-    parser.add_argument("--layer", type=int, help="the layer to show (default: the last)")
-    parser.add_argument("--top", type=int, default=3, help="how many words to list for each word (default 3)")
+    parser.add_argument(
+        "--model",
+        required=True,
+        metavar="MODEL",
+        help="a run directory written by `qkv train`, a pretrained name (minilm, smollm2), a Hugging Face "
+        "model directory or a .gguf file",
+    )
+    parser.add_argument(
+        "--layer", type=int, help="the one layer to capture and show (default: terminal and arcs the last, else all)"
+    )
+    parser.add_argument("--head", type=int, help="the head to show (default: the mean of the layer's heads)")
+    parser.add_argument("--format", choices=FORMATS, help="what to write (default: from -o's suffix, else terminal)")
+    parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of the terminal")
+    parser.add_argument("--top", type=int, default=10, help="how many arrows to list (terminal; default 10)")
+    parser.add_argument(
+        "--color",
+        choices=("auto", "always", "never"),
+        default="auto",
+        help="colour the terminal heatmap: auto (when writing to a terminal), always or never",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from qkv.inspection.trace import trace
-    from qkv.model import Transformer
-    from qkv.render.table import word_arrows
-    from qkv.text.tokenizers import tokenizer_from_json
-    from qkv.training import load_checkpoint, load_weights
+    # Everything that needs no model is checked first, so a mistake costs no loading time.
+    if not args.text.strip():
+        raise UserError('the text is empty; give at least one word, e.g. qkv attend "Riley is a dog" --model minilm')
+    if args.top < 0:
+        raise UserError(f"--top must be 0 or more, got {args.top}")
+    if args.output is not None:
+        _check_writable(Path(args.output))
+    kind = _format(args.format, args.output)
+    if kind == "png" and args.output is None:
+        raise UserError("--format png writes a file: give it with -o FILE.png")
+    import torch
 
-    checkpoint = load_checkpoint(args.model)
-    layers = checkpoint.model_config.layers
-    layer = layers - 1 if args.layer is None else args.layer
-    if not 0 <= layer < layers:
-        raise UserError(f"--layer {args.layer} is out of range; this model has layers 0…{layers - 1}")
-    if args.top < 1:
-        raise UserError(f"--top must be at least 1, got {args.top}")
-    model = Transformer(checkpoint.model_config)
-    load_weights(model, checkpoint)
-    tokenizer = tokenizer_from_json(checkpoint.tokenizer_json)
-    result = trace(model, tokenizer, args.text, layers=[layer], model_name=str(args.model))
-    print(f'"{args.text}" in {args.model}')
-    print("\n".join(word_arrows(result, layer=layer, top=args.top)))
+    # One forward pass of one text takes milliseconds; a second thread only adds waiting, and on a busy shared
+    # machine it made MiniLM's pass 30× slower (1 s instead of 30 ms), measured.
+    torch.set_num_threads(1)
+    loaded = _load(args.model)
+    config = (loaded[0] if isinstance(loaded, tuple) else loaded.model).config
+    if args.layer is not None and not 0 <= args.layer < config.layers:
+        raise UserError(f"--layer {args.layer} is out of range; this model has layers 0…{config.layers - 1}")
+    if args.head is not None and not 0 <= args.head < config.heads:
+        raise UserError(f"--head {args.head} is out of range; this model has heads 0…{config.heads - 1}")
+
+    from qkv.inspection.trace import trace
+
+    one_head = kind == "terminal" or (kind in ("png", "svg") and args.head is not None)
+    layer = config.layers - 1 if args.layer is None and one_head else args.layer
+    layers = None if layer is None else [layer]  # --layer narrows the capture; without it, every layer
+    result = trace(loaded, args.text, layers=layers, name=None if not isinstance(loaded, tuple) else args.model)
+    if kind == "terminal":
+        _terminal(result, args, layer)
+    elif kind in ("png", "svg"):
+        _picture(result, args, kind, layer)
+    elif kind == "html":
+        from qkv.render.html import trace_html
+
+        _emit(args.output, trace_html(result, layer=layer, head=args.head))
+    else:
+        _emit(args.output, result.to_json() + "\n")
     return 0
+
+
+def _format(given: str | None, output: str | None) -> str:
+    if given is not None:
+        return given
+    if output is None:
+        return "terminal"
+    suffix = Path(output).suffix.lower()
+    if suffix not in SUFFIXES:
+        raise UserError(
+            f"cannot tell the format of {output} from its suffix; pass --format ({', '.join(FORMATS)}) or name it "
+            f"{', '.join(SUFFIXES)}"
+        )
+    return SUFFIXES[suffix]
+
+
+def _check_writable(path: Path) -> None:
+    """One clear line before any work when ``path`` cannot be written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a directory; give a file name")
+    if not folder.is_dir():
+        raise UserError(f"cannot write {path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"cannot write {path}: permission denied")
+
+
+def _is_run(path: Path) -> bool:
+    """Whether ``path`` is a run or checkpoint directory written by ``qkv train`` (not a Hugging Face one)."""
+    if not path.is_dir():
+        return False
+    if (path / "checkpoint").is_dir() or any(path.glob(".checkpoint.old-*")):
+        return True
+    try:
+        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == "qkv-checkpoint"
+
+
+def _load(name: str) -> LoadedModel | tuple[Transformer, Tokenizer]:
+    """A run directory → (Transformer, Tokenizer); a pretrained name or path → the loaded pretrained model."""
+    from qkv.pretrained.registry import PACKAGED
+
+    path = Path(name).expanduser()
+    if _is_run(path):
+        from qkv.model import Transformer
+        from qkv.text.tokenizers import tokenizer_from_json
+        from qkv.training import load_checkpoint, load_weights
+
+        checkpoint = load_checkpoint(path)
+        model = Transformer(checkpoint.model_config)
+        load_weights(model, checkpoint)
+        return model, tokenizer_from_json(checkpoint.tokenizer_json)
+    if name not in PACKAGED and not path.exists():
+        raise UserError(
+            f"unknown model {name!r}: give a run directory written by `qkv train`, a known model name "
+            f"({', '.join(PACKAGED)}), a Hugging Face model directory or a .gguf file"
+        )
+    from qkv.pretrained import load
+
+    return load(name)
+
+
+def _color(args: argparse.Namespace) -> bool:
+    if args.color != "auto":
+        return bool(args.color == "always")
+    if args.output is not None or os.environ.get("NO_COLOR") or os.environ.get("TERM") == "dumb":
+        return False
+    return sys.stdout.isatty()
+
+
+def _terminal(result: AttentionTrace, args: argparse.Namespace, layer: int | None) -> None:
+    from qkv.render.terminal import render_terminal
+
+    width = 100 if args.output is not None else None  # a file has no terminal width
+    text = render_terminal(result, layer=layer, head=args.head, top=args.top, width=width, color=_color(args))
+    _emit(args.output, text + "\n")
+
+
+def _picture(result: AttentionTrace, args: argparse.Namespace, kind: str, layer: int | None) -> None:
+    from qkv.render.figures import arc_diagram, heatmap_grid
+
+    image_format: Literal["png", "svg"] = "svg" if kind == "svg" else "png"
+    if args.head is not None:
+        picture = arc_diagram(result, layer=layer, head=args.head, format=image_format)
+    else:
+        picture = heatmap_grid(result, format=image_format)
+    _emit(args.output, picture)
+
+
+def _emit(output: str | None, content: str | bytes) -> None:
+    """Write to ``output`` (atomically), or to stdout when there is none."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    if output is None:
+        sys.stdout.write(data.decode("utf-8"))
+        return
+    from qkv.inspection.trace import write_atomically
+
+    try:
+        write_atomically(output, data)
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror or error}") from None
+    print(f"wrote {output}", file=sys.stderr)

@@ -47,6 +47,7 @@ def write_loss_curve(
         figure.tight_layout()
         handle, temporary = tempfile.mkstemp(prefix=".loss-", suffix=".png", dir=target.parent)
         os.close(handle)
+        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; a picture is for everyone who can see the run
         try:
             figure.savefig(temporary, format="png")
             os.replace(temporary, target)

@@ -16,7 +16,7 @@ def word_arrows(trace: AttentionTrace, *, layer: int | None = None, top: int = 3
     if layer is not None and layer not in trace.layers:
         raise InputError(f"layer {layer} is not in this trace; it holds layers {', '.join(map(str, trace.layers))}")
     index = len(trace.layers) - 1 if layer is None else trace.layers.index(layer)
-    words, folded = word_weights(trace.weights[index].mean(dim=0), trace.tokens)  # (W, W)
+    words, folded = word_weights(trace.weights[index].mean(dim=0), trace.tokens, trace.special)  # (W, W)
     width = max((len(word) for word in words), default=0)
     lines = [
         f"layer {trace.layers[index]}, averaged over {trace.weights.shape[1]} heads: word ⇒ the words it attends to"

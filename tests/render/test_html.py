@@ -1,0 +1,110 @@
+"""The HTML view: self-contained (no URL at all), its data is the trace exactly, and its script parses."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+import shutil
+import subprocess
+from html.parser import HTMLParser
+
+import numpy as np
+import pytest
+import torch
+
+from qkv.errors import InputError
+from qkv.inspection.metrics import head_metrics
+from qkv.inspection.trace import AttentionTrace
+from qkv.render.html import trace_fragment, trace_html
+
+from .conftest import make_trace
+
+EXTERNAL = re.compile(r"https?:|src\s*=|href\s*=|url\(|@import|//[a-z0-9.-]+\.[a-z]{2,}/", re.IGNORECASE)
+
+
+class Elements(HTMLParser):
+    """Every start tag with its attributes, and the text of each <script>."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.tags: list[tuple[str, dict[str, str | None]]] = []
+        self.scripts: list[tuple[dict[str, str | None], str]] = []
+        self._in_script: dict[str, str | None] | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.tags.append((tag, dict(attrs)))
+        if tag == "script":
+            self._in_script = dict(attrs)
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script is not None:
+            self.scripts.append((self._in_script, data))
+            self._in_script = None
+
+
+def parse(document: str) -> Elements:
+    elements = Elements()
+    elements.feed(document)
+    elements.close()
+    return elements
+
+
+def test_the_page_is_self_contained_with_no_url_of_any_kind(toy: AttentionTrace) -> None:
+    document = trace_html(toy, layer=1, head=0)
+    assert document.startswith("<!DOCTYPE html>") and document.rstrip().endswith("</html>")
+    assert EXTERNAL.search(document) is None
+    tags = {tag for tag, _ in parse(document).tags}
+    assert not tags & {"link", "img", "iframe", "object", "embed"}
+
+
+def test_the_embedded_data_is_the_trace_exactly_with_its_metrics(toy: AttentionTrace) -> None:
+    elements = parse(trace_html(toy, layer=1, head=0))
+    data = json.loads(next(text for attrs, text in elements.scripts if attrs.get("type") == "application/json"))
+    weights = np.frombuffer(base64.b64decode(data["weights"]), dtype="<f4").reshape(2, 3, 7, 7)
+    assert torch.equal(torch.from_numpy(weights.copy()), toy.weights)
+    assert data["tokens"] == toy.labels and data["special"] == list(toy.special)
+    assert (data["layers"], data["heads"], data["layer"], data["head"]) == ([0, 1], 3, 1, 0)
+    metrics = head_metrics(toy)
+    assert len(data["metrics"]) == 2 and len(data["metrics"][0]) == 3 + 1  # every head, then their mean
+    assert data["metrics"][1][0][0] == pytest.approx(float(metrics.entropy[1, 0]), abs=1e-4)
+    assert data["metrics"][0][2][4] == pytest.approx(float(metrics.sink_share[0, 2]), abs=1e-4)
+
+
+def test_a_token_cannot_close_the_script_or_inject_markup() -> None:
+    hostile = make_trace(("[CLS]", "</script><script>alert(1)</script>", "<b>&amp;", "[SEP]"), layers=1)
+    document = trace_html(hostile)
+    assert document.count("</script>") == 2  # the data's and the code's own
+    assert "<b>" not in document and "alert(1)" in document  # inside the JSON, escaped
+
+
+def test_the_script_parses(toy: AttentionTrace) -> None:
+    node = shutil.which("node")
+    if node is None:
+        pytest.skip("node is not installed")
+    code = next(text for attrs, text in parse(trace_html(toy)).scripts if not attrs)
+    result = subprocess.run([node, "--check", "-"], input=code, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_notebook_shows_a_compact_fragment_of_its_own(toy: AttentionTrace) -> None:
+    fragment = toy._repr_html_()
+    assert fragment.startswith('<div class="qkv-trace"') and "<html" not in fragment
+    assert 'data-role="heatmap"' not in fragment and EXTERNAL.search(fragment) is None
+    ids = re.findall(r'id="(qkv-trace-[^"]+)"', fragment + trace_fragment(toy))
+    assert len(ids) == 2 and ids[0] != ids[1]  # two views in one notebook never share an id
+
+
+def test_a_page_too_heavy_for_a_browser_says_how_many_tokens_fit(
+    toy: AttentionTrace, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qkv.render import html
+
+    monkeypatch.setattr(html, "MAX_PAGE_WEIGHTS", 4 * 2 * 3 * 5**2)
+    with pytest.raises(InputError, match=r"7 tokens × 2 layers × 3 heads .* show at most 5 tokens"):
+        trace_html(toy)
+
+
+def test_a_head_out_of_range_is_refused(toy: AttentionTrace) -> None:
+    with pytest.raises(InputError, match=r"head 3 is out of range; this model has heads 0…2"):
+        trace_html(toy, head=3)
