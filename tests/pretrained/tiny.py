@@ -113,9 +113,13 @@ def write_gguf(
     pre: str = "smollm",
     add_bos: bool = False,
     extra: Callable[[Any], None] | None = None,
+    types: dict[str, str] | None = None,
 ) -> Path:
-    """A GGUF of ``tensors`` with the metadata llama.cpp writes for a Llama and a byte-level BPE tokenizer."""
+    """A GGUF of ``tensors`` with the metadata llama.cpp writes for a Llama and a byte-level BPE tokenizer.
+
+    ``types`` stores some tensors quantised (name → ``"Q4_1"``, ``"Q4_0"``, ``"Q8_0"`` …, with gguf's quantiser)."""
     import gguf
+    from gguf.quants import quantize
 
     tokens = list(byte_level_tokens() if tokens is None else tokens)
     writer = gguf.GGUFWriter(str(path), architecture)
@@ -141,7 +145,12 @@ def write_gguf(
     if extra is not None:
         extra(writer)
     for name, array in tensors.items():
-        writer.add_tensor(name, array)
+        kind = (types or {}).get(name)
+        if kind is None:
+            writer.add_tensor(name, array)
+        else:
+            quant = gguf.GGMLQuantizationType[kind]
+            writer.add_tensor(name, quantize(array, quant), raw_dtype=quant)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()

@@ -157,13 +157,15 @@ class SelfAttention(nn.Module):
         dtype: torch.dtype | None = None,
         device: torch.device | None = None,
     ) -> KVCache:
-        """An empty cache shaped for this layer."""
+        """An empty cache shaped for this layer, in the dtype of the keys ``to_k`` computes."""
         weight = self.to_k.weight
+        # A projection that stores its weight in lower precision (qkv.pretrained.lowbit) names its output dtype.
+        output_dtype: torch.dtype = getattr(self.to_k, "output_dtype", weight.dtype)
         return KVCache(
             batch,
             self.config.groups,
             capacity,
             self.config.key_width,
-            dtype=dtype or weight.dtype,
+            dtype=dtype or output_dtype,
             device=device or weight.device,
         )

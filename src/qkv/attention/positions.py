@@ -17,6 +17,7 @@ this step), so incremental decoding sees the same positions as a full recomputat
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import Literal
 
@@ -34,6 +35,7 @@ __all__ = [
     "RotaryPositions",
     "SinusoidalPositions",
     "alibi_slopes",
+    "rope_tables",
 ]
 
 PositionScheme = Literal["none", "learned", "sinusoidal", "rope", "alibi"]
@@ -89,6 +91,18 @@ class SinusoidalPositions(nn.Module):
         return x + self.table[offset : offset + T].to(x.dtype)  # (B, T, D) + (T, D)
 
 
+@functools.lru_cache(maxsize=16)
+def rope_tables(head_width: int, context: int, theta: float) -> tuple[Tensor, Tensor]:
+    """RoPE's ``cos`` and ``sin`` tables ``(context, K)`` (float32, CPU), computed once per process and shared:
+    every layer of a model, and every model, with the same sizes holds the same two tensors (SmolLM2's 30 layers
+    would otherwise hold 30 copies of 4 MB each). Nothing writes to them in place."""
+    with torch.inference_mode(False):  # plain tensors, usable in training even if first asked for in inference
+        inverse = 1.0 / (theta ** (torch.arange(0, head_width, 2, dtype=torch.float64, device="cpu") / head_width))
+        angles = torch.outer(torch.arange(context, dtype=torch.float64, device="cpu"), inverse)  # (P, K/2)
+        angles = torch.cat([angles, angles], dim=-1)  # (P, K)
+        return angles.cos().float(), angles.sin().float()
+
+
 class RotaryPositions(nn.Module):
     """RoPE: rotate each pair of features ``(i, i + K/2)`` of queries and keys by an angle ``p · θ_i``.
 
@@ -104,11 +118,10 @@ class RotaryPositions(nn.Module):
         if head_width % 2:
             raise ValueError(f"RoPE needs an even head width, got {head_width}")
         self.context = context
-        inverse = 1.0 / (theta ** (torch.arange(0, head_width, 2, dtype=torch.float64) / head_width))  # (K/2,)
-        angles = torch.outer(torch.arange(context, dtype=torch.float64), inverse)  # (P, K/2)
-        angles = torch.cat([angles, angles], dim=-1)  # (P, K)
-        self.register_buffer("cos", angles.cos().float(), persistent=False)
-        self.register_buffer("sin", angles.sin().float(), persistent=False)
+        cos, sin = rope_tables(head_width, context, float(theta))
+        device = torch.get_default_device()  # as a table computed here would be placed
+        self.register_buffer("cos", cos.to(device), persistent=False)
+        self.register_buffer("sin", sin.to(device), persistent=False)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """Rotate ``x`` ``(B, heads, T, K)`` whose first position is ``offset``."""

@@ -49,6 +49,18 @@ BENCHMARKS: dict[str, BenchmarkEntry] = {
         "qkv.bench.attention",
         "qkv's fused and exact attention, and a naive softmax(QKᵀ/√K)V, against SDPA: time and peak memory",
     ),
+    "train": BenchmarkEntry(
+        "qkv.bench.train",
+        "a full training step (char-level, 4 layers, width 128) against transformers' GPT-2: tokens/s, memory",
+    ),
+    "generate": BenchmarkEntry(
+        "qkv.bench.generate",
+        "500 tokens at batch 1 from a context-256 model: cached, uncached, and transformers' GPT-2 generate",
+    ),
+    "pretrained": BenchmarkEntry(
+        "qkv.bench.pretrained",
+        "SmolLM2 decode, prefill, load and memory, and MiniLM embeddings, against transformers",
+    ),
 }
 
 

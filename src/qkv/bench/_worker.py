@@ -2,7 +2,7 @@
 
     python -m qkv.bench._worker MODULE FACTORY PARAMS_JSON [--threads N]
 
-writes one JSON line ``{"peak_extra_bytes": ...}`` on stdout: the parent reads it.
+writes one JSON line ``{"peak_extra_bytes": ..., "resident_before_bytes": ...}`` on stdout: the parent reads it.
 """
 
 from __future__ import annotations
@@ -26,15 +26,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     import torch
 
-    from qkv.bench.memory import measure_peak_extra
+    from qkv.bench.memory import measure_peak
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     factory = getattr(importlib.import_module(args.module), args.factory)
     run_once = factory(**json.loads(args.params))
     run_once()  # warm-up: thread pools, code pages and one-time buffers are not the case's cost
-    peak_extra = measure_peak_extra(run_once)
-    sys.stdout.write(json.dumps({"peak_extra_bytes": peak_extra}) + "\n")
+    peak = measure_peak(run_once)
+    sys.stdout.write(
+        json.dumps({"peak_extra_bytes": peak.peak_extra, "resident_before_bytes": peak.resident_before}) + "\n"
+    )
     return 0
 
 

@@ -32,9 +32,12 @@ from qkv.bench import BenchmarkError
 
 __all__ = [
     "MemoryCase",
+    "PeakMemory",
     "allocation_case",
     "measure_in_subprocess",
+    "measure_peak",
     "measure_peak_extra",
+    "measure_peak_in_subprocess",
     "peak_resident_bytes",
     "reset_peak",
     "resident_bytes",
@@ -73,15 +76,33 @@ def reset_peak() -> None:
     _CLEAR_REFS.write_text("5")
 
 
-def measure_peak_extra(fn: Callable[[], object]) -> int:
-    """Bytes resident at the high point of one call of ``fn`` beyond those resident before it."""
+@dataclass(frozen=True)
+class PeakMemory:
+    """One call's memory: resident bytes just before it, and the extra bytes resident at its high point."""
+
+    resident_before: int
+    peak_extra: int
+
+    @property
+    def peak_resident(self) -> int:
+        """The process's resident memory at the call's high point (everything loaded, plus the call's extra)."""
+        return self.resident_before + self.peak_extra
+
+
+def measure_peak(fn: Callable[[], object]) -> PeakMemory:
+    """Resident bytes before one call of ``fn``, and the bytes beyond them at the call's high point."""
     gc.collect()
     reset_peak()
     before = resident_bytes()
     result = fn()
     peak = peak_resident_bytes()
     del result
-    return max(0, peak - before)
+    return PeakMemory(before, max(0, peak - before))
+
+
+def measure_peak_extra(fn: Callable[[], object]) -> int:
+    """Bytes resident at the high point of one call of ``fn`` beyond those resident before it."""
+    return measure_peak(fn).peak_extra
 
 
 @dataclass(frozen=True)
@@ -98,6 +119,11 @@ class MemoryCase:
 
 def measure_in_subprocess(case: MemoryCase, *, threads: int, timeout_s: float | None = None) -> int:
     """Peak extra bytes of one call of ``case``, measured in a fresh worker process (see the module doc)."""
+    return measure_peak_in_subprocess(case, threads=threads, timeout_s=timeout_s).peak_extra
+
+
+def measure_peak_in_subprocess(case: MemoryCase, *, threads: int, timeout_s: float | None = None) -> PeakMemory:
+    """:func:`measure_peak` of one call of ``case`` (after a warm-up call), in a fresh worker process."""
     if not supported():
         raise BenchmarkError("measuring peak memory needs Linux /proc/self/status and /proc/self/clear_refs")
     source_root = str(Path(__file__).resolve().parents[2])  # the folder holding qkv/: the worker imports this qkv
@@ -121,7 +147,8 @@ def measure_in_subprocess(case: MemoryCase, *, threads: int, timeout_s: float | 
         tail = " | ".join(done.stderr.strip().splitlines()[-3:]) or "no message"
         raise BenchmarkError(f"memory worker for {case} failed with exit status {done.returncode}: {tail}")
     try:
-        return int(json.loads(done.stdout.strip().splitlines()[-1])["peak_extra_bytes"])
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        return PeakMemory(int(result["resident_before_bytes"]), int(result["peak_extra_bytes"]))
     except (IndexError, KeyError, ValueError):
         raise BenchmarkError(f"memory worker for {case} printed no result: {done.stdout!r}") from None
 

@@ -22,8 +22,10 @@ __all__ = ["decode_one_token", "generate", "generate_uncached", "prefill"]
 
 
 def prefill(model: Transformer, ids: Tensor, cache: list[KVCache]) -> Tensor:
-    """Run the prompt ``(B, T)`` through the model, filling ``cache``; return the last logits ``(B, V)``."""
-    return model(ids, cache=cache)[:, -1]
+    """Run the prompt ``(B, T)`` through the model, filling ``cache``; return the last logits ``(B, V)`` (the
+    output layer runs on the last position only: the others' logits are never used)."""
+    last = model.hidden_states(ids, cache=cache)[:, -1:]  # (B, 1, D)
+    return (model.lm_head(last) if model.lm_head is not None else last)[:, -1]
 
 
 def decode_one_token(model: Transformer, token: Tensor, cache: list[KVCache]) -> Tensor:

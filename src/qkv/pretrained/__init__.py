@@ -3,6 +3,7 @@
     import qkv.pretrained as pretrained
     pretrained.available()                 # the known names, installed or not, with size and source
     model = pretrained.load("smollm2")     # or "minilm", a Hugging Face directory, a .gguf file
+    model = pretrained.load("smollm2", dtype="int4")   # the GGUF's own 4-bit blocks: see docs/pretrained.md
 
 Listing (:func:`available`) imports neither PyTorch nor the loaders; they load on first use of a name.
 """

@@ -1,37 +1,39 @@
-"""Llama-family GGUF files (llama.cpp's format) → :class:`Parts`, read and dequantised with the ``gguf`` package.
+"""Llama-family GGUF files (llama.cpp's format) → :class:`Parts`, read with :mod:`qkv.pretrained.gguf_file`.
 
 A GGUF holds everything: the hyper-parameters and the tokenizer as metadata, the weights as (usually
 quantised) tensors. Three things need care:
 
-* **Shapes.** GGUF lists dimensions innermost first (``[in, out]``); the arrays ``gguf`` hands back are already
-  ``(out, in)``, the layout of ``nn.Linear``.
+* **Shapes.** GGUF lists dimensions innermost first (``[in, out]``); :class:`~qkv.pretrained.gguf_file.TensorInfo`
+  gives them outermost first, ``(out, in)``, the layout of ``nn.Linear``.
 * **RoPE layout.** llama.cpp rotates *adjacent* feature pairs ``(2i, 2i+1)``; Hugging Face Llama (and qkv)
   rotate ``(i, i + K/2)``. Its converter therefore permutes the rows of every query and key projection; we
   undo that permutation per head (as transformers' GGUF loader does), after which the two layouts compute
-  the same attention.
+  the same attention. Rows are whole blocks in every GGUF type, so this is done on the file's bytes, before
+  dequantising (and before keeping 4-bit blocks, for ``int4``).
 * **Tokenizer.** A byte-level BPE (``tokenizer.ggml.model == "gpt2"``) is rebuilt from the token list and
   merges with Hugging Face ``tokenizers``; the pre-tokenizer follows ``tokenizer.ggml.pre`` as llama.cpp does,
   and control tokens (``<|im_start|>`` …) stay whole. The chat template is the file's Jinja text.
+
+``precision`` (see :mod:`qkv.pretrained.lowbit`) decides what the tensors become: float32; or bfloat16 for
+every matrix (vectors such as norm gains stay float32), plus the 4-bit blocks of Q4_0/Q4_1 matrices for
+``int4``. Nothing is dequantised to float32 on the way to bfloat16 except one tensor at a time.
 """
 
 from __future__ import annotations
 
-import re
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
 import torch
 
 from qkv.model.config import FAMILIES, TransformerConfig
 from qkv.pretrained.assemble import Parts
+from qkv.pretrained.gguf_file import BLOCK_TYPES, GGUFFile, dequantise
+from qkv.pretrained.lowbit import Int4Blocks, Precision, int4_blocks
 from qkv.pretrained.registry import PretrainedError
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import Tensor
-
-if TYPE_CHECKING:
-    from gguf import GGUFReader, ReaderField, ReaderTensor
 
 __all__ = ["SUPPORTED_ARCHITECTURES", "read_gguf", "supported_tensor_types", "unpermute_rope_rows"]
 
@@ -41,17 +43,17 @@ _TOKEN_TYPE_CONTROL, _TOKEN_TYPE_USER_DEFINED = 3, 4  # llama.cpp's token types
 
 
 def supported_tensor_types() -> tuple[str, ...]:
-    """The GGUF tensor types this installation can dequantise (float types and ``gguf``'s quantisations)."""
-    from gguf import GGMLQuantizationType
+    """The GGUF tensor types this installation can dequantise (qkv's own and ``gguf``'s quantisations)."""
     from gguf.quants import _type_traits
 
-    floats = (GGMLQuantizationType.F32, GGMLQuantizationType.F16, GGMLQuantizationType.BF16)
-    return tuple(t.name for t in GGMLQuantizationType if t in floats or t in _type_traits)
+    own = tuple(name for name, _, _ in BLOCK_TYPES.values())
+    return own + tuple(t.name for t in _type_traits if t.name not in own)
 
 
-def read_gguf(path: Path) -> Parts:
-    """Read a Llama-family GGUF: config, dequantised float32 tensors under qkv's names, tokenizer, chat template."""
-    reader = _open(path)
+def read_gguf(path: Path, precision: Precision = "float32") -> Parts:
+    """Read a Llama-family GGUF: config, tensors under qkv's names (dequantised to float32, or bfloat16 and
+    4-bit blocks: see ``precision``), tokenizer, chat template."""
+    reader = GGUFFile(path)
     architecture = _string(reader, "general.architecture", path)
     if architecture not in SUPPORTED_ARCHITECTURES:
         raise PretrainedError(
@@ -60,28 +62,28 @@ def read_gguf(path: Path) -> Parts:
         )
     _check_tensor_types(reader, path)
     tokens = _strings(reader, "tokenizer.ggml.tokens", path)
-    embedding = next((t for t in reader.tensors if t.name == "token_embd.weight"), None)
-    if embedding is not None and int(embedding.shape[-1]) != len(tokens):
+    embedding = reader.tensors.get("token_embd.weight")
+    if embedding is not None and embedding.shape[0] != len(tokens):
         raise PretrainedError(
-            f"{path}: the tokenizer has {len(tokens)} tokens but the token embedding has {int(embedding.shape[-1])} "
+            f"{path}: the tokenizer has {len(tokens)} tokens but the token embedding has {embedding.shape[0]} "
             "rows: the tokenizer does not match the model's vocabulary"
         )
     config = _config(reader, architecture, len(tokens), path)
     tokenizer = _tokenizer(reader, tokens, path)
-    tensors = _tensors(reader, config, path)
+    tensors, blocks = _tensors(reader, config, precision)
 
     special_tokens = {}
     for name, key in (("bos_token", "bos_token_id"), ("eos_token", "eos_token_id"), ("unk_token", "unknown_token_id")):
         token_id = _optional(reader, f"tokenizer.ggml.{key}")
-        if isinstance(token_id, int) and 0 <= token_id < len(tokens):
+        if _is_int(token_id) and 0 <= token_id < len(tokens):
             special_tokens[name] = tokens[token_id]
     eos = _optional(reader, "tokenizer.ggml.eos_token_id")
     pad = _optional(reader, "tokenizer.ggml.padding_token_id")
     eot = _optional(reader, "tokenizer.ggml.eot_token_id")
-    stop_ids = tuple(dict.fromkeys(i for i in (eos, eot) if isinstance(i, int)))
+    stop_ids = tuple(dict.fromkeys(i for i in (eos, eot) if _is_int(i)))
     template = _optional(reader, "tokenizer.chat_template")
     file_type = _optional(reader, "general.file_type")
-    quantisation = _file_type_name(file_type) if isinstance(file_type, int) else "?"
+    quantisation = _file_type_name(file_type) if _is_int(file_type) else "?"
     return Parts(
         config=config,
         tensors=tensors,
@@ -91,78 +93,48 @@ def read_gguf(path: Path) -> Parts:
         chat_template=template if isinstance(template, str) else None,
         special_tokens=special_tokens,
         stop_ids=stop_ids,
-        pad_id=pad if isinstance(pad, int) else (eos if isinstance(eos, int) else 0),
+        pad_id=pad if _is_int(pad) else (eos if _is_int(eos) else 0),
+        int4=blocks,
     )
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Reading the file and its metadata.
+# Metadata.
 
 
-def _open(path: Path) -> GGUFReader:
-    from gguf import GGUFReader
-
-    try:
-        reader = GGUFReader(path, "r")
-    except ValueError as error:
-        unknown_type = _unknown_type(str(error))
-        if unknown_type is not None:
-            raise PretrainedError(
-                f"{path} uses GGUF tensor type {unknown_type}, which this gguf package does not know; "
-                f"qkv reads {', '.join(supported_tensor_types())}"
-            ) from None
-        raise PretrainedError(f"cannot read GGUF file {path}: {error} (a truncated or damaged file?)") from None
-    except Exception as error:  # the reader indexes past the end of a short file, among other things
-        raise PretrainedError(f"cannot read GGUF file {path}: {error!r} (a truncated or damaged file?)") from None
-    size = path.stat().st_size
-    for tensor in reader.tensors:
-        if tensor.data_offset + tensor.n_bytes > size or tensor.data.nbytes != tensor.n_bytes:
-            raise PretrainedError(
-                f"GGUF file {path} is truncated: tensor {tensor.name} needs bytes up to "
-                f"{tensor.data_offset + tensor.n_bytes:,}, the file has {size:,}"
-            )
-    return reader
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _unknown_type(message: str) -> str | None:
-    """The number in gguf's "np.uint32(99) is not a valid GGMLQuantizationType", if that is the message."""
-    found = re.search(r"(\d+)\)? is not a valid GGMLQuantizationType", message)
-    return found.group(1) if found else None
+def _optional(reader: GGUFFile, key: str) -> Any:
+    return reader.metadata.get(key)
 
 
-def _optional(reader: GGUFReader, key: str) -> Any:
-    field = reader.fields.get(key)
-    if field is None:
-        return None
-    return field.contents()
-
-
-def _field(reader: GGUFReader, key: str, path: Path) -> ReaderField:
-    field = reader.fields.get(key)
-    if field is None:
+def _field(reader: GGUFFile, key: str, path: Path) -> Any:
+    if key not in reader.metadata:
         raise PretrainedError(f"GGUF file {path} lacks the metadata {key!r}")
-    return field
+    return reader.metadata[key]
 
 
-def _string(reader: GGUFReader, key: str, path: Path) -> str:
-    value = _field(reader, key, path).contents()
+def _string(reader: GGUFFile, key: str, path: Path) -> str:
+    value = _field(reader, key, path)
     if not isinstance(value, str):
         raise PretrainedError(f"GGUF file {path}: {key} must be a string, got {value!r}")
     return value
 
 
-def _int(reader: GGUFReader, key: str, path: Path, default: int | None = None) -> int:
+def _int(reader: GGUFFile, key: str, path: Path, default: int | None = None) -> int:
     value = _optional(reader, key)
     if value is None and default is not None:
         return default
     if value is None:
         raise PretrainedError(f"GGUF file {path} lacks the metadata {key!r}")
-    if not isinstance(value, int) or isinstance(value, bool):
+    if not _is_int(value):
         raise PretrainedError(f"GGUF file {path}: {key} must be one integer, got {value!r}")
-    return value
+    return int(value)
 
 
-def _float(reader: GGUFReader, key: str, path: Path, default: float) -> float:
+def _float(reader: GGUFFile, key: str, path: Path, default: float) -> float:
     value = _optional(reader, key)
     if value is None:
         return default
@@ -171,20 +143,16 @@ def _float(reader: GGUFReader, key: str, path: Path, default: float) -> float:
     return float(value)
 
 
-def _strings(reader: GGUFReader, key: str, path: Path) -> list[str]:
-    """A string array, read straight from the field's parts (``contents()`` is slower for 50k entries)."""
-    field = _field(reader, key, path)
-    try:
-        return [bytes(field.parts[index]).decode("utf-8") for index in field.data]
-    except UnicodeDecodeError as error:
-        raise PretrainedError(f"GGUF file {path}: {key} holds text that is not UTF-8: {error}") from None
+def _strings(reader: GGUFFile, key: str, path: Path) -> list[str]:
+    value = _field(reader, key, path)
+    if not isinstance(value, list) or not all(isinstance(item, str) for item in value):
+        raise PretrainedError(f"GGUF file {path}: {key} must be a list of strings")
+    return value
 
 
-def _ints(reader: GGUFReader, key: str) -> list[int]:
-    field = reader.fields.get(key)
-    if field is None:
-        return []
-    return [int(field.parts[index][0]) for index in field.data]
+def _ints(reader: GGUFFile, key: str) -> list[int]:
+    value = reader.metadata.get(key)
+    return [] if value is None or isinstance(value, (str, list)) else [int(v) for v in value]
 
 
 def _file_type_name(file_type: int) -> str:
@@ -200,7 +168,7 @@ def _file_type_name(file_type: int) -> str:
 # Metadata → TransformerConfig.
 
 
-def _config(reader: GGUFReader, arch: str, vocab: int, path: Path) -> TransformerConfig:
+def _config(reader: GGUFFile, arch: str, vocab: int, path: Path) -> TransformerConfig:
     width = _int(reader, f"{arch}.embedding_length", path)
     heads = _int(reader, f"{arch}.attention.head_count", path)
     kv_heads = _int(reader, f"{arch}.attention.head_count_kv", path, default=heads)
@@ -222,7 +190,7 @@ def _config(reader: GGUFReader, arch: str, vocab: int, path: Path) -> Transforme
             f"{path}: the tokenizer has {vocab} tokens but {arch}.vocab_size says {declared}: "
             "the tokenizer does not match the model"
         )
-    names = {tensor.name for tensor in reader.tensors}
+    names = set(reader.tensors)
     try:
         return replace(
             FAMILIES["llama"],
@@ -248,12 +216,12 @@ def _config(reader: GGUFReader, arch: str, vocab: int, path: Path) -> Transforme
 # Tensors.
 
 
-def _check_tensor_types(reader: GGUFReader, path: Path) -> None:
+def _check_tensor_types(reader: GGUFFile, path: Path) -> None:
     supported = supported_tensor_types()
-    for tensor in reader.tensors:
-        if tensor.tensor_type.name not in supported:
+    for tensor in reader.tensors.values():
+        if tensor.type_name not in supported:
             raise PretrainedError(
-                f"{path}: tensor {tensor.name} has type {tensor.tensor_type.name}, which qkv cannot dequantise; "
+                f"{path}: tensor {tensor.name} has type {tensor.type_name}, which qkv cannot dequantise; "
                 f"supported: {', '.join(supported)}"
             )
 
@@ -296,28 +264,31 @@ def unpermute_rope_rows(weight: Tensor, heads: int) -> Tensor:
     return weight.reshape(heads, K // 2, 2, columns).transpose(1, 2).reshape(rows, columns)  # (H·K, D)
 
 
-def _dequantise(tensor: ReaderTensor) -> Tensor:
-    from gguf import GGMLQuantizationType
-    from gguf.quants import dequantize
-
-    array = dequantize(tensor.data, tensor.tensor_type)
-    if tensor.tensor_type == GGMLQuantizationType.F32:
-        array = np.array(array)  # a view of the read-only file: copy into memory the model can own
-    shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))  # GGUF lists dimensions innermost first
-    return torch.from_numpy(array.reshape(shape))
-
-
-def _tensors(reader: GGUFReader, config: TransformerConfig, path: Path) -> dict[str, Tensor]:
+def _tensors(
+    reader: GGUFFile, config: TransformerConfig, precision: Precision
+) -> tuple[dict[str, Tensor], dict[str, Int4Blocks]]:
+    """Every tensor under qkv's name, and (``int4``) the 4-bit blocks of the Q4 matrices, one tensor at a time."""
     tensors: dict[str, Tensor] = {}
-    for tensor in reader.tensors:
-        name = _our_name(tensor.name)
-        value = _dequantise(tensor)
-        if name.endswith("attention.to_q.weight"):
-            value = unpermute_rope_rows(value, config.heads)
-        elif name.endswith("attention.to_k.weight"):
-            value = unpermute_rope_rows(value, config.attention.groups)
-        tensors[name] = value
-    return tensors
+    blocks: dict[str, Int4Blocks] = {}
+    for info in reader.tensors.values():
+        name = _our_name(info.name)
+        raw = reader.read(info)  # (rows, bytes per row)
+        heads = {"attention.to_q.weight": config.heads, "attention.to_k.weight": config.attention.groups}
+        for suffix, count in heads.items():
+            if name.endswith(suffix) and raw.shape[0] % (2 * count) == 0:
+                raw = unpermute_rope_rows(torch.from_numpy(raw), count).contiguous().numpy()
+        matrix = len(info.shape) == 2
+        found = None
+        if precision == "int4" and matrix and name != "embedding.tokens.weight":
+            found = int4_blocks(raw, info.type_name, info.shape)
+        if found is not None:
+            blocks[name] = found
+            tensors[name] = torch.empty(info.shape, dtype=torch.bfloat16, device="meta")  # the blocks hold it
+        else:
+            tensors[name] = dequantise(
+                raw, info, torch.bfloat16 if precision != "float32" and matrix else torch.float32
+            )
+    return tensors, blocks
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -341,7 +312,7 @@ _PRE_TOKENIZERS = {
 }
 
 
-def _tokenizer(reader: GGUFReader, tokens: list[str], path: Path) -> PretrainedTokenizer:
+def _tokenizer(reader: GGUFFile, tokens: list[str], path: Path) -> PretrainedTokenizer:
     from tokenizers import AddedToken, Regex, decoders, models, pre_tokenizers, processors
     from tokenizers import Tokenizer as HFTokenizer
 

@@ -101,7 +101,7 @@ PACKAGED: dict[str, PackagedModel] = {
         size=98_362_432,
         kind="causal",
         parameters=134_515_008,
-        source="HuggingFaceTB/SmolLM2-135M-Instruct (Llama family, GGUF Q4_1, dequantised to fp32)",
+        source="HuggingFaceTB/SmolLM2-135M-Instruct (Llama family, GGUF: Q4_1 layers, Q8_0 embedding)",
         description="a chat model: 30 layers, 9 query heads sharing 3 key/value heads, width 576, vocabulary 49,152",
     ),
 }
@@ -120,6 +120,7 @@ class ModelInfo:
     installed: bool
     path: Path | None  # the model directory or file, when installed
     install_command: str
+    dtypes: tuple[str, ...]  # what qkv.load(name, dtype=…) accepts for it
 
 
 def _package_dir(package: str) -> Path | None:
@@ -146,6 +147,7 @@ def available() -> list[ModelInfo]:
                 installed=installed,
                 path=root / entry.location if installed and root is not None else None,
                 install_command=entry.install_command,
+                dtypes=("float32", "bfloat16", "int4") if entry.weights.endswith(".gguf") else ("float32", "bfloat16"),
             )
         )
     return infos

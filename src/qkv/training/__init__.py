@@ -10,7 +10,15 @@ from qkv.training.checkpoint import (
     save_checkpoint,
 )
 from qkv.training.config import TrainConfig
-from qkv.training.loop import TrainEvent, TrainingDiverged, TrainResult, estimate_loss, train
+from qkv.training.loop import (
+    TrainEvent,
+    TrainingDiverged,
+    TrainResult,
+    configure_optimizer,
+    estimate_loss,
+    train,
+    train_step,
+)
 
 __all__ = [
     "Checkpoint",
@@ -20,10 +28,12 @@ __all__ = [
     "TrainEvent",
     "TrainResult",
     "TrainingDiverged",
+    "configure_optimizer",
     "estimate_loss",
     "find_checkpoint",
     "load_checkpoint",
     "load_weights",
     "save_checkpoint",
     "train",
+    "train_step",
 ]

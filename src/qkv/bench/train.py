@@ -1,0 +1,555 @@
+"""``qkv bench train``: one full training step of qkv's model against ``transformers``' GPT-2, in one run.
+
+A step is what ``qkv train`` does for every batch, :func:`qkv.training.train_step`: forward, cross-entropy,
+backward, clip the gradient norm to 1, AdamW update. The cases (``--cases``):
+
+* ``qkv``          — qkv's :class:`~qkv.model.Transformer` and the optimizer of
+  :func:`qkv.training.configure_optimizer`, exactly as ``qkv train`` runs them;
+* ``peer``         — ``GPT2LMHeadModel`` (random init, its default attention, no dropout) with
+  ``torch.optim.AdamW`` as torch gives it (its default implementation: a loop over the parameters on CPU),
+  the same hyperparameters and weight-decay groups, through the same step function;
+* ``qkv-foreach``  — qkv with ``AdamW(foreach=True)``, the optimizer ``qkv train`` used before the fused one;
+* ``qkv-compiled`` — qkv's model through ``torch.compile`` (the first step pays for compiling);
+* ``peer-fused``   — the peer with the fused AdamW qkv uses: what the optimizer alone is worth to it;
+* ``qkv-nanogpt``  — qkv's Transformer with nanoGPT's conventions instead of GPT-2's (exact GELU, no biases):
+  what those two choices are worth. Different maths, so its losses are not compared.
+
+Shape (``--layers`` …): character level, 4 layers, 4 heads, width 128, context 64, batch 12, the widely
+published CPU setting for char-level Shakespeare. Data: the corpus ``qkv train`` uses by default (or
+``--text FILE``), tokenized by characters; every case trains on the same batches in the same order, from the
+same initial weights (the peer's, copied into qkv's model). Before anything is timed, the cases' losses over the
+first steps must agree (:data:`LOSS_TOLERANCE`): the same work is being timed. Then the cases take turns
+(:mod:`qkv.bench.timing`), together with a large matrix multiply that measures the machine's fp32 peak in the
+same rounds, and each case's memory is measured in a fresh process (:mod:`qkv.bench.memory`).
+
+Target (the issue): qkv trains at ≥ 2× the peer's tokens per second.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import statistics
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
+from typing import Any, TextIO, cast
+
+import torch
+from torch import nn
+
+from qkv.bench import BenchmarkError, memory, timing
+from qkv.bench.peers import PeerLogits, gpt2_peer, qkv_twin
+from qkv.bench.report import format_ms, format_table
+from qkv.model import Transformer, TransformerConfig, preset
+from qkv.shapes import Tensor
+from qkv.text import default_corpus, encode_corpus, read_corpus, train_tokenizer
+from qkv.training import TrainConfig, configure_optimizer, train_step
+from qkv.training.data import get_batch
+
+__all__ = [
+    "CASES",
+    "CaseResult",
+    "StepCase",
+    "TrainBenchConfig",
+    "TrainReport",
+    "add_arguments",
+    "build_case",
+    "flops_per_token",
+    "format_report",
+    "memory_case",
+    "run",
+    "run_cli",
+    "verdicts",
+]
+
+CASES: dict[str, str] = {
+    "qkv": "qkv's Transformer + configure_optimizer (fused AdamW), as `qkv train` runs them",
+    "peer": "transformers' GPT2LMHeadModel + torch.optim.AdamW (torch's default implementation)",
+    "qkv-foreach": "qkv's Transformer + AdamW(foreach=True), the optimizer qkv used before",
+    "qkv-compiled": "torch.compile(qkv's Transformer) + fused AdamW; the first step compiles",
+    "peer-fused": "GPT2LMHeadModel + AdamW(fused=True), the optimizer qkv uses",
+    "qkv-nanogpt": "qkv's Transformer with exact GELU and no biases (nanoGPT's choices) + fused AdamW",
+}
+DIFFERENT_MATHS = ("qkv-nanogpt",)  # cases whose losses are not compared with the others
+DEFAULT_CASES = ("qkv", "peer")
+MIN_SPEEDUP = 2.0  # qkv's tokens/s over the peer's
+LOSS_TOLERANCE = 1e-3  # largest difference between the cases' losses over the checked steps
+CHECKED_STEPS = 3
+PEAK_MATMUL = 2048  # the side of the square fp32 matrices whose product measures the machine's peak
+REFERENCE_PEAK_GFLOPS = 330.0  # DESIGN.md §4: fp32 matmul on both cores of this machine, quiet
+MB = 1e6
+
+
+@dataclass(frozen=True)
+class TrainBenchConfig:
+    """What to measure; ``threads=None`` keeps torch's default, ``text=None`` uses the default corpus."""
+
+    layers: int = 4
+    heads: int = 4
+    width: int = 128
+    context: int = 64
+    batch: int = 12
+    cases: tuple[str, ...] = DEFAULT_CASES
+    rounds: int = 5
+    threads: int | None = None
+    seed: int = 0
+    batches: int = 64  # distinct batches, cycled through in the same order by every case
+    text: str | None = None
+    measure_memory: bool = True
+
+    def __post_init__(self) -> None:
+        for name in ("layers", "heads", "width", "context", "batch", "rounds", "batches"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"TrainBenchConfig.{name} must be at least 1, got {getattr(self, name)}")
+        unknown = [case for case in self.cases if case not in CASES]
+        if unknown or not self.cases:
+            raise ValueError(f"TrainBenchConfig.cases must name some of {', '.join(CASES)}, got {self.cases}")
+        if self.threads is not None and self.threads < 1:
+            raise ValueError(f"TrainBenchConfig.threads must be at least 1, got {self.threads}")
+
+
+def model_config(config: TrainBenchConfig, vocab_size: int) -> TransformerConfig:
+    """GPT-2 conventions (qkv's ``small`` preset) at the benchmark's shape."""
+    return preset(
+        "small",
+        vocab_size=vocab_size,
+        layers=config.layers,
+        heads=config.heads,
+        width=config.width,
+        context=config.context,
+    )
+
+
+def flops_per_token(model: Transformer) -> int:
+    """Training FLOPs per token by the usual estimate (PaLM's appendix B; nanoGPT's ``estimate_mfu``).
+
+    ``6·N`` for the ``N`` weights every token is multiplied by (2 in the forward pass, 4 in the backward), plus
+    ``12·L·D·T`` for attention's scores and weighted sums over a context of ``T``. Position vectors are looked
+    up, not multiplied: they are not in ``N``; the tied output projection counts once.
+    """
+    config = model.config
+    positions = model.embedding.positions
+    excluded = sum(p.numel() for p in positions.parameters()) if positions is not None else 0
+    weights = sum(p.numel() for p in model.parameters()) - excluded
+    return 6 * weights + 12 * config.layers * config.width * config.context
+
+
+def _same_groups(model: nn.Module) -> list[dict[str, Any]]:
+    """qkv's weight-decay groups (matrices decay; biases and norm gains do not), for the other optimizers."""
+    groups = configure_optimizer(model, TrainConfig()).param_groups
+    return [{"params": group["params"], "weight_decay": group["weight_decay"]} for group in groups]
+
+
+class StepCase:
+    """One case, ready to train: a model (called as ``model(ids) → logits``), its optimizer, and the batches."""
+
+    def __init__(
+        self, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, batches: list[tuple[Tensor, Tensor]]
+    ) -> None:
+        self.name, self.model, self.optimizer, self.batches = name, model, optimizer, batches
+        self.steps = 0
+
+    def __call__(self) -> Tensor:
+        """One training step on the next batch (the batches repeat in order); the loss before the update."""
+        inputs, targets = self.batches[self.steps % len(self.batches)]
+        self.steps += 1
+        return train_step(self.model, self.optimizer, inputs, targets, TrainConfig().grad_clip)
+
+
+def build_case(
+    name: str, config: TransformerConfig, batches: list[tuple[Tensor, Tensor]], *, seed: int, peer: Any | None = None
+) -> StepCase:
+    """Build case ``name``; qkv's cases copy ``peer``'s weights when one is given (else they start from their own)."""
+    train = TrainConfig()
+    betas = (train.beta1, train.beta2)
+    if name.startswith("peer"):
+        model: nn.Module = PeerLogits(gpt2_peer(config, seed=seed))
+        groups = _same_groups(model)
+        if name == "peer":
+            optimizer = torch.optim.AdamW(groups, lr=train.learning_rate, betas=betas)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=train.learning_rate, betas=betas, fused=True)
+        return StepCase(name, model.train(), optimizer, batches)
+    if name == "qkv-nanogpt":
+        config = replace(config, activation="gelu", attention_bias=False, mlp_bias=False, norm_bias=False)
+    if peer is not None and name not in DIFFERENT_MATHS:
+        qkv_model = qkv_twin(peer, config)
+    else:
+        torch.manual_seed(seed)
+        qkv_model = Transformer(config)
+    qkv_model.train()
+    optimizer = configure_optimizer(qkv_model, train)
+    if name == "qkv-foreach":
+        optimizer = torch.optim.AdamW(_same_groups(qkv_model), lr=train.learning_rate, betas=betas, foreach=True)
+    if name == "qkv-compiled":
+        return StepCase(name, cast(nn.Module, torch.compile(qkv_model)), optimizer, batches)
+    return StepCase(name, qkv_model, optimizer, batches)
+
+
+def _load_ids(text: str | None) -> tuple[Tensor, int, str]:
+    """Token ids of the corpus, the vocabulary size, and the corpus's name."""
+    corpus = read_corpus(text) if text else default_corpus()
+    tokenizer = train_tokenizer("char", corpus.text, None)
+    ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text).astype("int64"))
+    return ids, tokenizer.vocab_size, corpus.name
+
+
+def _batches(ids: Tensor, config: TrainBenchConfig) -> list[tuple[Tensor, Tensor]]:
+    generator = torch.Generator().manual_seed(config.seed)
+    return [get_batch(ids, config.batch, config.context, generator) for _ in range(config.batches)]
+
+
+def memory_case(
+    case: str, layers: int, heads: int, width: int, context: int, batch: int, vocab_size: int, seed: int
+) -> Callable[[], object]:
+    """The memory worker's factory: build ``case`` on random batches, return a function running one step.
+
+    qkv's cases start from their own initialisation here, so that their process never imports transformers.
+    """
+    bench = TrainBenchConfig(layers=layers, heads=heads, width=width, context=context, batch=batch, seed=seed)
+    generator = torch.Generator().manual_seed(seed)
+    ids = torch.randint(vocab_size, (batch * context * 4,), generator=generator)
+    return build_case(case, model_config(bench, vocab_size), _batches(ids, bench), seed=seed)
+
+
+@dataclass(frozen=True)
+class CaseResult:
+    """One case: seconds per step (one sample per round), its first step, its losses, its memory."""
+
+    name: str
+    seconds: tuple[float, ...]
+    steps_per_sample: int
+    first_step_s: float
+    losses: tuple[float, ...]  # over the checked steps
+    memory: memory.PeakMemory | None
+
+    @property
+    def median_s(self) -> float:
+        return statistics.median(self.seconds)
+
+
+@dataclass(frozen=True)
+class TrainReport:
+    config: TrainBenchConfig
+    vocab_size: int
+    corpus: str
+    flops_per_token: int
+    threads: int
+    torch_version: str
+    machine: str
+    cases: Mapping[str, CaseResult]
+    peak_seconds: tuple[float, ...]  # one PEAK_MATMUL × PEAK_MATMUL product, per round
+    memory_note: str | None
+    load_average: tuple[float, float] | None = None
+
+    @property
+    def tokens_per_step(self) -> int:
+        return self.config.batch * self.config.context
+
+    def tokens_per_second(self, case: str) -> float:
+        return self.tokens_per_step / self.cases[case].median_s
+
+    def speedup(self, case: str, over: str) -> float:
+        """Median over rounds of ``time(over) / time(case)``: how many times faster ``case`` trains."""
+        return timing.paired_ratio(self.cases[over].seconds, self.cases[case].seconds)
+
+    def peak_gflops(self) -> float:
+        return 2 * PEAK_MATMUL**3 / statistics.median(self.peak_seconds) / 1e9
+
+    def gflops(self, case: str) -> float:
+        return self.flops_per_token * self.tokens_per_second(case) / 1e9
+
+    def share_of_peak(self, case: str) -> float:
+        """Median over rounds of the case's FLOP rate over the matmul's, measured in the same round."""
+        per_step = self.flops_per_token * self.tokens_per_step
+        peak_flops = 2 * PEAK_MATMUL**3
+        return statistics.median(
+            (per_step / step) / (peak_flops / peak)
+            for step, peak in zip(self.cases[case].seconds, self.peak_seconds, strict=True)
+        )
+
+
+def _matmul(size: int) -> Callable[[], object]:
+    generator = torch.Generator().manual_seed(0)
+    a, b = torch.randn(size, size, generator=generator), torch.randn(size, size, generator=generator)
+    return lambda: a @ b
+
+
+def run(config: TrainBenchConfig, progress: Callable[[str], None] | None = None) -> TrainReport:
+    """Run the benchmark; ``progress`` receives a line of news at each stage."""
+    say = progress or (lambda _message: None)
+    load_start = _load()
+    previous_threads = torch.get_num_threads()
+    if config.threads is not None:
+        torch.set_num_threads(config.threads)
+    try:
+        return _run(config, say, load_start)
+    finally:
+        torch.set_num_threads(previous_threads)
+
+
+def _run(config: TrainBenchConfig, say: Callable[[str], None], load_start: float | None) -> TrainReport:
+    threads = torch.get_num_threads()
+    ids, vocab_size, corpus = _load_ids(config.text)
+    shape = model_config(config, vocab_size)
+    batches = _batches(ids, config)
+    del ids
+    say(
+        f"train: {config.layers} layers, {config.heads} heads, width {config.width}, context {config.context}, "
+        f"batch {config.batch}, vocab {vocab_size} ({corpus}); cases {', '.join(config.cases)}; {threads} threads"
+    )
+    peak = _matmul(PEAK_MATMUL)
+    peak()  # starts the thread pool, so that no case's first step pays for it
+    peer = gpt2_peer(shape, seed=config.seed)  # its initial weights are every case's
+    cases = {name: build_case(name, shape, batches, seed=config.seed, peer=peer) for name in config.cases}
+    flops = flops_per_token(qkv_twin(peer, shape))
+    del peer
+
+    # 1. The same work: from the same weights on the same batches, every case's losses agree.
+    first_step_s: dict[str, float] = {}
+    losses: dict[str, list[float]] = {}
+    for name, case in cases.items():
+        say(f"{name}: {CHECKED_STEPS} checked steps (also the warm-up{'; compiling' if 'compiled' in name else ''})")
+        start = time.perf_counter()
+        losses[name] = [float(case())]
+        first_step_s[name] = time.perf_counter() - start
+        losses[name] += [float(case()) for _ in range(CHECKED_STEPS - 1)]
+    compared = {name: values for name, values in losses.items() if name not in DIFFERENT_MATHS}
+    reference = next(iter(compared.values()), [])
+    for name, values in compared.items():
+        gap = max(abs(a - b) for a, b in zip(values, reference, strict=True))
+        if not gap <= LOSS_TOLERANCE:
+            raise BenchmarkError(
+                f"{name}'s losses {values} differ from {next(iter(compared))}'s {reference} by {gap:.2g} "
+                f"(tolerance {LOSS_TOLERANCE:g}): the cases do not compute the same thing; nothing timed"
+            )
+    if len(compared) > 1:
+        say(f"the losses agree: {', '.join(f'{value:.4f}' for value in reference)}")
+
+    # 2. Peak memory, each case in a fresh process.
+    peaks: dict[str, memory.PeakMemory | None] = dict.fromkeys(cases)
+    note = None
+    if not config.measure_memory:
+        note = "not measured (--no-memory)"
+    elif not memory.supported():
+        note = "not measured: needs Linux /proc/self/status and /proc/self/clear_refs"
+    else:
+        for name in cases:
+            say(f"{name}: peak memory (fresh process)")
+            params: dict[str, int | str] = {
+                "case": name,
+                "layers": config.layers,
+                "heads": config.heads,
+                "width": config.width,
+                "context": config.context,
+                "batch": config.batch,
+                "vocab_size": vocab_size,
+                "seed": config.seed,
+            }
+            peaks[name] = memory.measure_peak_in_subprocess(
+                memory.MemoryCase("qkv.bench.train", "memory_case", params), threads=threads
+            )
+
+    # 3. Time: the cases' steps interleaved within each round, and the matmul peak in the same rounds.
+    calls: dict[str, Callable[[], object]] = dict(cases)
+    calls["matmul peak"] = peak
+    per_sample = {name: timing.calls_per_sample(timing.time_calls(call, 3)) for name, call in calls.items()}
+    samples = timing.round_robin(
+        calls,
+        rounds=config.rounds,
+        calls=per_sample,
+        on_round=lambda r: say(f"timing round {r + 1}/{config.rounds}"),
+    )
+    results = {
+        name: CaseResult(
+            name, tuple(samples[name]), per_sample[name], first_step_s[name], tuple(losses[name]), peaks[name]
+        )
+        for name in cases
+    }
+    return TrainReport(
+        config=config,
+        vocab_size=vocab_size,
+        corpus=corpus,
+        flops_per_token=flops,
+        threads=threads,
+        torch_version=torch.__version__,
+        machine=f"{platform.system()} {platform.machine()}",
+        cases=results,
+        peak_seconds=tuple(samples["matmul peak"]),
+        memory_note=note,
+        load_average=None if load_start is None or (load_end := _load()) is None else (load_start, load_end),
+    )
+
+
+def _load() -> float | None:
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str  # PASS, FAIL or SKIP
+    target: str
+    measured: str
+
+
+def verdicts(report: TrainReport) -> list[Verdict]:
+    target = f"qkv trains at ≥ {MIN_SPEEDUP:g}× the peer's tokens/s"
+    if "qkv" not in report.cases or "peer" not in report.cases:
+        return [Verdict("SKIP", target, "needs the cases qkv and peer")]
+    speedup = report.speedup("qkv", "peer")
+    measured = (
+        f"{speedup:.2f}× ({report.tokens_per_second('qkv') / 1000:.1f}k vs "
+        f"{report.tokens_per_second('peer') / 1000:.1f}k tokens/s)"
+    )
+    return [Verdict("PASS" if speedup >= MIN_SPEEDUP else "FAIL", target, measured)]
+
+
+def _threads(count: int) -> str:
+    return f"{count} thread" if count == 1 else f"{count} threads"
+
+
+def _mb(nbytes: int | None) -> str:
+    return "n/a" if nbytes is None else f"{nbytes / MB:.0f}"
+
+
+def format_report(report: TrainReport, *, markdown: bool = False) -> str:
+    """The measured table and the target's verdict, as plain text or as Markdown."""
+    config = report.config
+    load = report.load_average
+    about = [
+        f"Training step (forward, loss, backward, clip, AdamW), float32: {config.layers} layers, {config.heads} "
+        f"heads, width {config.width}, context {config.context}, batch {config.batch}, vocab {report.vocab_size} "
+        f"({report.corpus}, characters); torch {report.torch_version}, {_threads(report.threads)}, {report.machine}, "
+        f"{os.cpu_count()} CPUs" + ("" if load is None else f", load average {load[0]:.1f} → {load[1]:.1f}") + ".",
+        f"Time: median (and best) over {config.rounds} rounds; in each round the cases' steps are interleaved and a "
+        "case's sample is the median of its steps; tokens/s from the median; × peer is the median of per-round "
+        "ratios. GFLOP/s by the estimate "
+        f"6·N + 12·L·D·T = {report.flops_per_token / 1e6:.2f} MFLOP per token; % of peak against a "
+        f"{PEAK_MATMUL}² fp32 matmul timed in the same rounds ({report.peak_gflops():.0f} GFLOP/s here; "
+        f"{REFERENCE_PEAK_GFLOPS:.0f} on a quiet machine).",
+        "Memory, in a fresh process per case: resident at rest (Python, torch, model, optimizer state; the peer's "
+        "process also holds transformers), the extra at the high point of one step (activations, gradients, "
+        "temporaries), and the process's peak (MB = 10⁶ bytes)."
+        + (f" Memory {report.memory_note}." if report.memory_note else ""),
+    ]
+    rows = []
+    for name, result in report.cases.items():
+        peak = result.memory
+        rows.append(
+            [
+                name,
+                format_ms(result.median_s),
+                format_ms(min(result.seconds)),
+                f"{report.tokens_per_second(name):,.0f}",
+                f"{report.speedup(name, 'peer'):.2f}×" if "peer" in report.cases else "n/a",
+                f"{report.gflops(name):.0f}",
+                f"{report.share_of_peak(name):.0%}",
+                f"{result.first_step_s:.2f}",
+                _mb(peak.resident_before if peak else None),
+                _mb(peak.peak_extra if peak else None),
+                _mb(peak.peak_resident if peak else None),
+            ]
+        )
+    table = format_table(
+        [
+            "case",
+            "ms/step",
+            "best ms/step",
+            "tokens/s",
+            "× peer",
+            "GFLOP/s",
+            "% of peak",
+            "first step s",
+            "rest MB",
+            "step extra MB",
+            "peak MB",
+        ],
+        rows,
+        markdown=markdown,
+        left=1,
+    )
+    losses = "Losses over the first steps (the same maths, the same losses): " + ", ".join(
+        f"{name} {' '.join(f'{loss:.4f}' for loss in result.losses)}" for name, result in report.cases.items()
+    )
+    judged = verdicts(report)
+    if markdown:
+        legend = "\n".join(f"- `{name}`: {CASES[name]}" for name in report.cases)
+        targets = format_table(
+            ["verdict", "target", "measured"],
+            [[f"**{v.status}**", v.target, v.measured] for v in judged],
+            markdown=True,
+            left=3,
+        )
+        return "\n\n".join([" ".join(about), legend, table, losses, targets]) + "\n"
+    legend = "\n".join(f"  {name:<13} {CASES[name]}" for name in report.cases)
+    targets = "\n".join(f"{v.status}  {v.target}: {v.measured}" for v in judged)
+    return "\n\n".join(["\n".join(about), legend, table, losses, targets]) + "\n"
+
+
+def _cases(text: str) -> tuple[str, ...]:
+    names = tuple(part.strip() for part in text.split(",") if part.strip())
+    unknown = [name for name in names if name not in CASES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"choose cases among {', '.join(CASES)}; got {text!r}")
+    return names
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = TrainBenchConfig()
+    parser.add_argument(
+        "--cases",
+        type=_cases,
+        default=DEFAULT_CASES,
+        metavar="A,B,...",
+        help=f"cases to run (default {','.join(DEFAULT_CASES)}); all: {','.join(CASES)}",
+    )
+    parser.add_argument("--text", metavar="FILE", help="train on this text (default: qkv train's default corpus)")
+    parser.add_argument("--repeats", type=_positive, default=defaults.rounds, metavar="N", help="timed rounds")
+    parser.add_argument("--threads", type=_positive, default=None, metavar="N", help="torch threads")
+    for name in ("layers", "heads", "width", "context", "batch"):
+        parser.add_argument(f"--{name}", type=_positive, default=getattr(defaults, name), metavar="N")
+    parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory measurements")
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 if the target fails")
+
+
+def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
+    config = TrainBenchConfig(
+        layers=args.layers,
+        heads=args.heads,
+        width=args.width,
+        context=args.context,
+        batch=args.batch,
+        cases=args.cases,
+        rounds=args.repeats,
+        threads=args.threads,
+        text=args.text,
+        measure_memory=not args.no_memory,
+    )
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        log.write(f"[{time.perf_counter() - start:6.1f} s] {message}\n")
+        log.flush()
+
+    report = run(config, progress)
+    progress("done")
+    out.write(format_report(report, markdown=args.markdown))
+    out.flush()
+    failed = any(verdict.status == "FAIL" for verdict in verdicts(report))
+    return 1 if failed and args.strict else 0

@@ -1,0 +1,183 @@
+"""Lower-precision weights for pretrained models: ``bfloat16``, and ``int4`` from a GGUF file's own 4-bit blocks.
+
+Three precisions, chosen with ``qkv.load(name, dtype=…)`` or ``qkv generate --dtype``:
+
+* ``float32`` — every weight in float32 (the default, and what the parity tests against ``transformers`` use).
+* ``bfloat16`` — every linear layer and the token embedding store their weight in bfloat16 and multiply in
+  bfloat16 (:class:`BF16Linear`); the residual stream, norms, attention and softmax stay float32. Half the
+  memory; prompts (many rows at once) run several times faster on CPUs with bfloat16 matrix units.
+* ``int4`` — as ``bfloat16``, except that the linear layers a GGUF stores in 4-bit blocks (Q4_0, Q4_1) keep
+  those blocks and nothing else (:class:`Int4Linear`): with a few rows (decoding one token) PyTorch's 4-bit
+  kernel reads 4.5 bits per weight instead of 16 or 32, which is what bounds decoding speed at batch 1; many
+  rows (a prompt) dequantise one layer at a time to bfloat16, where the 4-bit kernel is slow.
+
+The 4-bit blocks are the file's, not a new quantisation: llama.cpp's Q4_1 block of 32 weights stores a scale
+``d`` and a minimum ``m`` (float16) and 32 values ``q`` in 0…15, ``w = d·q + m``; PyTorch's kernel computes
+``w = (q - 8)·scale + zero`` per group of 32, so ``scale = d`` and ``zero = m + 8d`` (Q4_0: ``w = d·(q - 8)``,
+``zero = 0``). The only change is that scale and zero are stored in bfloat16, as the kernel requires.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qkv.shapes import Tensor
+
+__all__ = [
+    "GROUP",
+    "MAX_INT4_ROWS",
+    "PRECISIONS",
+    "BF16Embedding",
+    "BF16Linear",
+    "Int4Blocks",
+    "Int4Linear",
+    "Precision",
+    "int4_blocks",
+]
+
+Precision = Literal["float32", "bfloat16", "int4"]
+PRECISIONS: tuple[Precision, ...] = ("float32", "bfloat16", "int4")
+
+GROUP = 32  # weights per 4-bit block (llama.cpp's QK4_0 / QK4_1)
+MAX_INT4_ROWS = 8  # up to this many rows the 4-bit kernel is faster than bfloat16; measured in docs/pretrained.md
+
+# llama.cpp block layouts: bytes per block, and where the scale, the minimum (Q4_1) and the values start.
+_Q4_LAYOUTS = {"Q4_0": (18, 0, None, 2), "Q4_1": (20, 0, 2, 4)}
+
+
+@dataclass(frozen=True)
+class Int4Blocks:
+    """A linear weight ``(N, K)`` as PyTorch's CPU 4-bit kernel reads it."""
+
+    packed: Tensor  # uint8 (N, K/2): two 4-bit values per byte, in the kernel's tiled layout
+    scales_and_zeros: Tensor  # bfloat16 (K/32, N, 2): w = (q - 8)·scale + zero, per group of 32 along K
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return int(self.packed.shape[0]), int(self.packed.shape[1]) * 2
+
+
+def int4_blocks(raw: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int4Blocks | None:
+    """The 4-bit kernel's form of a Q4_0/Q4_1 weight ``shape = (N, K)`` from the file's bytes ``(N, bytes per
+    row)``; None where it cannot be held so (another type, or ``N`` not a multiple of 64)."""
+    if kind not in _Q4_LAYOUTS or len(shape) != 2 or shape[0] % 64 or shape[1] % GROUP:
+        return None
+    N, K = shape
+    size, scale_at, minimum_at, values_at = _Q4_LAYOUTS[kind]
+    blocks = torch.from_numpy(raw).view(N, K // GROUP, size)  # (N, K/32, bytes)
+    scale = blocks[..., scale_at : scale_at + 2].contiguous().view(torch.float16).float()  # (N, K/32, 1)
+    if minimum_at is None:
+        zero = torch.zeros_like(scale)
+    else:
+        zero = blocks[..., minimum_at : minimum_at + 2].contiguous().view(torch.float16).float() + 8 * scale
+    nibbles = blocks[..., values_at:]  # (N, K/32, 16): byte j holds value j (low) and value j + 16 (high)
+    values = torch.cat([nibbles & 15, nibbles >> 4], dim=-1).view(N, K)  # (N, K), each in 0…15
+    # The kernel's layout (as _convert_weight_to_int4pack_for_cpu writes it, checked by the tests): for each tile
+    # of 64 rows, K × 32 bytes; byte (k, j) holds row j (low nibble) and row j + 32 (high) of column k.
+    tiles = values.view(N // 64, 2, 32, K)
+    packed = (tiles[:, 0] | (tiles[:, 1] << 4)).transpose(1, 2).contiguous().view(N, K // 2)
+    scales_and_zeros = torch.cat([scale, zero], dim=-1).transpose(0, 1).to(torch.bfloat16).contiguous()
+    return Int4Blocks(packed, scales_and_zeros)  # scales_and_zeros: (K/32, N, 2)
+
+
+def _set_bias(layer: nn.Linear, bias: Tensor | None) -> None:
+    """A float32 bias (frozen, like the weight), or none."""
+    if bias is None:
+        layer.register_parameter("bias", None)
+    else:
+        layer.bias = nn.Parameter(bias.float(), requires_grad=False)
+
+
+class BF16Linear(nn.Linear):
+    """``x Wᵀ (+ b)`` with ``W`` stored in bfloat16: the product runs in bfloat16 (float32 accumulation); the
+    output, and the bias, are float32 (the dtype of qkv's residual stream)."""
+
+    input_dtype = torch.bfloat16  # what it multiplies in: a caller may convert an input once for several layers
+    output_dtype = torch.float32  # what it returns, whatever the input (SelfAttention.new_cache reads it)
+
+    def __init__(self, weight: Tensor, bias: Tensor | None = None) -> None:
+        nn.Module.__init__(self)  # nn.Linear's own __init__ would allocate and initialise a float32 weight
+        self.out_features, self.in_features = int(weight.shape[0]), int(weight.shape[1])
+        self.weight = weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight, requires_grad=False)
+        _set_bias(self, bias)
+
+    def forward(self, x: Tensor) -> Tensor:
+        y = F.linear(x.to(torch.bfloat16), self.weight).float()
+        return y if self.bias is None else y + self.bias
+
+
+class Int4Linear(nn.Linear):
+    """``x Wᵀ (+ b)`` with ``W`` held only as 4-bit blocks (4.5 bits per weight).
+
+    Up to :data:`MAX_INT4_ROWS` rows (decoding) run PyTorch's 4-bit kernel, which reads the blocks directly.
+    More rows (a prompt) dequantise ``W`` to bfloat16 for this one call (about 1 ms per million weights here)
+    and run a bfloat16 matrix product: the 4-bit kernel takes ~13× longer per row there, and keeping a bfloat16
+    copy for prompts would cost 2 bytes per weight of memory. :attr:`weight` is that dequantised matrix.
+    """
+
+    input_dtype = torch.bfloat16
+    output_dtype = torch.float32
+    packed: Tensor
+    scales_and_zeros: Tensor
+
+    def __init__(self, blocks: Int4Blocks, bias: Tensor | None = None) -> None:
+        nn.Module.__init__(self)  # no float weight: the blocks are the weight
+        self.out_features, self.in_features = blocks.shape
+        if self.out_features % 64:
+            raise ValueError(f"Int4Linear needs a multiple of 64 output features, got {self.out_features}")
+        self.register_buffer("packed", blocks.packed)  # (N, K/2)
+        self.register_buffer("scales_and_zeros", blocks.scales_and_zeros)  # (K/32, N, 2)
+        _set_bias(self, bias)
+
+    @property
+    def weight(self) -> Tensor:  # type: ignore[override]  # (N, K) bfloat16, computed from the blocks
+        return self.dequantised().T
+
+    def dequantised(self) -> Tensor:
+        """``Wᵀ`` ``(K, N)`` in bfloat16: ``(q - 8)·scale + zero``, block by block, as the 4-bit kernel computes it
+        (``q·scale + (zero - 8·scale)`` would round the block's offset once for all its 32 weights: a shared error
+        that adds up in every dot product)."""
+        N, K = self.out_features, self.in_features
+        tiles = N // 64
+        # The kernel's layout: per tile of 64 rows, K × 32 bytes; byte (k, j) holds rows j (low) and j + 32 (high).
+        packed = self.packed.view(tiles, K, 32)
+        values = torch.empty(K, tiles, 2, 32, dtype=torch.uint8, device=packed.device)  # (K, N) once viewed
+        torch.bitwise_and(packed, 15, out=values[:, :, 0].permute(1, 0, 2))
+        torch.bitwise_right_shift(packed, 4, out=values[:, :, 1].permute(1, 0, 2))
+        centred = values.view(K // GROUP, GROUP, N).to(torch.bfloat16).sub_(8)  # q - 8, exact
+        # Contiguous (K/32, 1, N) factors: addcmul broadcasting a strided one is several times slower.
+        scale, zero = (self.scales_and_zeros[..., i].unsqueeze(1).contiguous() for i in (0, 1))
+        return torch.addcmul(zero, centred, scale).view(K, N)
+
+    def forward(self, x: Tensor) -> Tensor:
+        rows = x.numel() // self.in_features
+        flat = x.reshape(rows, self.in_features).to(torch.bfloat16)  # (rows, K)
+        if rows <= MAX_INT4_ROWS:
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scales_and_zeros)
+        else:
+            y = flat @ self.dequantised()  # (rows, N)
+        y = y.view(*x.shape[:-1], self.out_features).float()
+        return y if self.bias is None else y + self.bias
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, 4-bit blocks of {GROUP}"
+
+
+class BF16Embedding(nn.Embedding):
+    """A token embedding stored in bfloat16 whose rows come out in float32 (the residual stream's dtype)."""
+
+    def __init__(self, weight: Tensor) -> None:
+        nn.Module.__init__(self)  # nn.Embedding's own __init__ would allocate and initialise a float32 table
+        self.num_embeddings, self.embedding_dim = int(weight.shape[0]), int(weight.shape[1])
+        self.padding_idx, self.max_norm, self.norm_type = None, None, 2.0
+        self.scale_grad_by_freq, self.sparse = False, False
+        self.weight = weight if isinstance(weight, nn.Parameter) else nn.Parameter(weight, requires_grad=False)
+
+    def forward(self, ids: Tensor) -> Tensor:
+        return F.embedding(ids, self.weight).float()  # (…, D)

@@ -1,0 +1,100 @@
+"""LlamaDecoder, the fast twin of the Transformer's cached forward pass: the same logits at every step, for a
+prompt given at once or in parts, in float32 and int4; a capture hook keeps generation on the Transformer."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+
+from qkv.generation import decode_one_token, prefill
+from qkv.pretrained import PretrainedModel, load
+from qkv.pretrained.decoder import LlamaDecoder, supports
+from qkv.shapes import ShapeError
+
+from .conftest import transformers_or_skip
+from .tiny import gguf_tensors, tiny_llama, write_gguf
+
+pytest.importorskip("gguf")
+
+
+@pytest.fixture(scope="module")
+def q4_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    transformers_or_skip()
+    source: Any = tiny_llama(hidden_size=64, intermediate_size=128)
+    tensors = gguf_tensors(source)
+    types = {name: "Q4_1" for name, array in tensors.items() if array.ndim == 2}
+    return write_gguf(tmp_path_factory.mktemp("dec") / "q4.gguf", tensors, width=64, mlp_width=128, types=types)
+
+
+def transformer_steps(model: PretrainedModel, prompt: list[int], tokens: list[int]) -> torch.Tensor:
+    """The Transformer's own cached path: the prompt's last logits, then one row per fed token ``(1 + n, V)``."""
+    cache = model.model.new_cache(1, len(prompt) + len(tokens))
+    with torch.inference_mode():
+        rows = [prefill(model.model, torch.tensor([prompt]), cache)[0]]
+        rows += [decode_one_token(model.model, torch.tensor([t]), cache)[0] for t in tokens]
+    return torch.stack(rows)
+
+
+def decoder_steps(
+    model: PretrainedModel, prompt: list[int], tokens: list[int], split: int | None = None
+) -> torch.Tensor:
+    decoder = LlamaDecoder(model.model, len(prompt) + len(tokens))
+    if split is None:
+        rows = [decoder.prefill(torch.tensor(prompt))]
+    else:  # the prompt in two parts: the second part's queries see the cached keys and their own past
+        decoder.prefill(torch.tensor(prompt[:split]))
+        rows = [decoder.prefill(torch.tensor(prompt[split:]))]
+    rows += [decoder.decode(t) for t in tokens]
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize(("dtype", "tolerance"), [("float32", 1e-5), ("int4", 2e-2)])
+@pytest.mark.parametrize("split", [None, 1, 7])
+def test_the_decoder_computes_the_transformers_logits(
+    q4_gguf: Path, dtype: str, tolerance: float, split: int | None
+) -> None:
+    model = load(q4_gguf, dtype=dtype)
+    assert supports(model.model)
+    prompt, tokens = list(range(10, 22)), [5, 40, 41, 7, 200]
+    expected = transformer_steps(model, prompt, tokens)
+    got = decoder_steps(model, prompt, tokens, split)
+    scale = expected.abs().max().item()
+    assert (got - expected).abs().max().item() <= tolerance * scale
+
+
+def test_generation_goes_through_the_decoder_and_gives_the_transformers_tokens(q4_gguf: Path) -> None:
+    from qkv.generation import SamplingConfig, generate
+
+    model = load(q4_gguf)
+    prompt = list(range(3, 15))
+    expected = [int(t) for t in generate(model.model, torch.tensor([prompt]), 12, SamplingConfig(temperature=0))]
+    assert list(model.stream(prompt, 12, stop_at_eos=False)) == expected
+
+
+def test_a_capture_hook_keeps_generation_on_the_transformer(q4_gguf: Path) -> None:
+    model = load(q4_gguf)
+    prompt = list(range(3, 15))
+    plain = list(model.stream(prompt, 6, stop_at_eos=False))
+    seen: list[tuple[int, ...]] = []
+    attention = model.model.blocks[0].attention
+    attention.weights_hook = lambda weights: seen.append(tuple(weights.shape))
+    try:
+        assert not supports(model.model)
+        assert list(model.stream(prompt, 6, stop_at_eos=False)) == plain
+    finally:
+        attention.weights_hook = None
+    assert seen[0] == (1, 4, 12, 12) and len(seen) == 6  # the prompt, then one row per new token but the last
+
+
+def test_the_cache_holds_what_it_was_made_for(q4_gguf: Path) -> None:
+    model = load(q4_gguf)
+    decoder = LlamaDecoder(model.model, 4)
+    decoder.prefill(torch.tensor([1, 2, 3]))
+    decoder.decode(4)
+    with pytest.raises(ShapeError, match=r"holds 4 positions and has 4; 1 more do not fit"):
+        decoder.decode(5)
+    with pytest.raises(ShapeError, match=r"capacity must be 1…64"):
+        LlamaDecoder(model.model, 65)
