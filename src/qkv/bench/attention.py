@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from qkv.attention import attend
 from qkv.bench import BenchmarkError, memory, timing
-from qkv.bench.report import format_ms, format_table
+from qkv.bench.report import format_ms, format_table, run_and_report
 from qkv.shapes import Tensor
 
 __all__ = [
@@ -439,15 +439,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     """Run with the parsed options, progress on ``log`` and the report on ``out``."""
     config = AttentionBenchConfig(sizes=args.sizes, rounds=args.repeats, threads=args.threads)
-    start = time.perf_counter()
-
-    def progress(message: str) -> None:
-        log.write(f"[{time.perf_counter() - start:6.1f} s] {message}\n")
-        log.flush()
-
-    report = run(config, progress)
-    progress("done")
-    out.write(format_report(report, markdown=args.markdown))
-    out.flush()
-    failed = any(verdict.status == "FAIL" for verdict in verdicts(report))
-    return 1 if failed and args.strict else 0
+    return run_and_report(
+        lambda progress: run(config, progress),
+        lambda report: format_report(report, markdown=args.markdown),
+        verdicts,
+        strict=args.strict,
+        out=out,
+        log=log,
+    )

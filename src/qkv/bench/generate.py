@@ -34,7 +34,7 @@ import torch
 
 from qkv.bench import BenchmarkError, memory, timing
 from qkv.bench.peers import gpt2_peer, qkv_twin
-from qkv.bench.report import format_ms, format_table
+from qkv.bench.report import format_ms, format_table, run_and_report
 from qkv.generation import SamplingConfig, generate, generate_uncached
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import Tensor
@@ -419,15 +419,11 @@ def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
         threads=args.threads,
         measure_memory=not args.no_memory,
     )
-    start = time.perf_counter()
-
-    def progress(message: str) -> None:
-        log.write(f"[{time.perf_counter() - start:6.1f} s] {message}\n")
-        log.flush()
-
-    report = run(config, progress)
-    progress("done")
-    out.write(format_report(report, markdown=args.markdown))
-    out.flush()
-    failed = any(verdict.status == "FAIL" for verdict in verdicts(report))
-    return 1 if failed and args.strict else 0
+    return run_and_report(
+        lambda progress: run(config, progress),
+        lambda report: format_report(report, markdown=args.markdown),
+        verdicts,
+        strict=args.strict,
+        out=out,
+        log=log,
+    )

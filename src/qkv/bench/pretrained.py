@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, Literal, TextIO
 
 from qkv.bench import BenchmarkError
-from qkv.bench.report import format_table
+from qkv.bench.report import format_table, run_and_report
 from qkv.bench.timing import paired_ratio
 
 __all__ = [
@@ -794,10 +794,14 @@ def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     config = PretrainedBenchConfig(
         rounds=args.rounds, threads=args.threads, dtypes=args.dtypes, sections=args.only, sentences=args.sentences
     )
-    report = run(config, progress=lambda message: print(message, file=log, flush=True))
-    out.write(format_report(report, markdown=args.markdown))
-    failed = any(v.status == "FAIL" for v in verdicts(report))
-    return 1 if args.strict and failed else 0
+    return run_and_report(
+        lambda progress: run(config, progress=progress),
+        lambda report: format_report(report, markdown=args.markdown),
+        verdicts,
+        strict=args.strict,
+        out=out,
+        log=log,
+    )
 
 
 def _main(argv: Sequence[str]) -> int:

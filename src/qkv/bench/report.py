@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
+from typing import Protocol, TextIO, TypeVar
 
 __all__ = ["format_ms", "format_table"]
 
@@ -40,3 +42,36 @@ def format_ms(seconds: float) -> str:
     if ms >= 1:
         return f"{ms:.2f}"
     return f"{ms:.3f}"
+
+
+class _HasStatus(Protocol):
+    @property
+    def status(self) -> str: ...
+
+
+ReportT = TypeVar("ReportT")
+
+
+def run_and_report(
+    run: Callable[[Callable[[str], None]], ReportT],
+    format_report: Callable[[ReportT], str],
+    verdicts: Callable[[ReportT], Sequence[_HasStatus]],
+    *,
+    strict: bool,
+    out: TextIO,
+    log: TextIO,
+) -> int:
+    """The glue every benchmark case shares: timed progress on ``log``, the report on ``out``, and exit
+    status 1 when ``strict`` and a target failed."""
+    start = time.perf_counter()
+
+    def progress(message: str) -> None:
+        log.write(f"[{time.perf_counter() - start:6.1f} s] {message}\n")
+        log.flush()
+
+    report = run(progress)
+    progress("done")
+    out.write(format_report(report))
+    out.flush()
+    failed = any(verdict.status == "FAIL" for verdict in verdicts(report))
+    return 1 if failed and strict else 0

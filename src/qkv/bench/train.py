@@ -41,7 +41,7 @@ from torch import nn
 
 from qkv.bench import BenchmarkError, memory, timing
 from qkv.bench.peers import PeerLogits, gpt2_peer, qkv_twin
-from qkv.bench.report import format_ms, format_table
+from qkv.bench.report import format_ms, format_table, run_and_report
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import Tensor
 from qkv.text import default_corpus, encode_corpus, read_corpus, train_tokenizer
@@ -541,15 +541,11 @@ def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
         text=args.text,
         measure_memory=not args.no_memory,
     )
-    start = time.perf_counter()
-
-    def progress(message: str) -> None:
-        log.write(f"[{time.perf_counter() - start:6.1f} s] {message}\n")
-        log.flush()
-
-    report = run(config, progress)
-    progress("done")
-    out.write(format_report(report, markdown=args.markdown))
-    out.flush()
-    failed = any(verdict.status == "FAIL" for verdict in verdicts(report))
-    return 1 if failed and args.strict else 0
+    return run_and_report(
+        lambda progress: run(config, progress),
+        lambda report: format_report(report, markdown=args.markdown),
+        verdicts,
+        strict=args.strict,
+        out=out,
+        log=log,
+    )
