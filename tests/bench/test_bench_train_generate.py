@@ -13,6 +13,7 @@ import torch
 from qkv.bench import BenchmarkError, generate, memory, peers, timing, train
 from qkv.cli.main import main
 from qkv.model import Transformer, preset
+from qkv.training.precision import resolve_precision
 
 pytest.importorskip("transformers")
 
@@ -55,13 +56,23 @@ def test_the_flop_estimate_is_six_per_weight_plus_attention() -> None:
 def test_the_train_benchmark_runs_every_case_through_the_cli(
     short_samples: None, text_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    cases = "qkv,peer,qkv-foreach,peer-fused"
+    cases = "qkv,peer,qkv-foreach,peer-fused,qkv-float32,peer-bf16"
     assert main(["bench", "train", *TINY_TRAIN, "--cases", cases, "--text", str(text_file), "--no-memory"]) == 0
     out, err = capsys.readouterr()
-    rows = {
-        m["case"]: m["cells"].split() for m in re.finditer(r"^(?P<case>[\w-]+)\s+(?P<cells>[\d.,]+ .+)$", out, re.M)
-    }
+    pattern = r"^(?P<case>[\w-]+)\s+(?P<precision>float32|bfloat16)\s+(?P<cells>[\d.,]+ .+)$"
+    matches = list(re.finditer(pattern, out, re.M))
+    rows = {m["case"]: m["cells"].split() for m in matches}
     assert set(rows) == set(cases.split(",")), out
+    precisions = {m["case"]: m["precision"] for m in matches}
+    auto = resolve_precision("auto", torch.device("cpu"))
+    assert precisions == {
+        "qkv": auto,
+        "qkv-foreach": auto,
+        "qkv-float32": "float32",
+        "peer": "float32",
+        "peer-fused": "float32",
+        "peer-bf16": "bfloat16",
+    }
     for case, cells in rows.items():
         ms, best_ms, tokens_per_s = float(cells[0]), float(cells[1]), float(cells[2].replace(",", ""))
         assert ms >= best_ms > 0 and tokens_per_s > 0, case

@@ -30,7 +30,8 @@ def test_two_processes_reach_the_losses_of_one_and_write_one_checkpoint(tmp_path
     corpus = tmp_path / "words.txt"
     corpus.write_text(small_text(lines=80))
     arguments = [str(corpus), "--preset", "tiny", "--context", "16", "--steps", "10", "--eval-interval", "5"]
-    arguments += ["--seed", "3", "--lr", "3e-3", "--warmup", "2"]
+    # float32: in bfloat16 a half batch rounds differently from a whole one, which is not what this test is about
+    arguments += ["--seed", "3", "--lr", "3e-3", "--warmup", "2", "--precision", "float32"]
     with contextlib.redirect_stderr(io.StringIO()):
         assert main(["train", *arguments, "--out", str(tmp_path / "one")]) == 0
     environment = {**os.environ, "OMP_NUM_THREADS": "1"}

@@ -113,10 +113,10 @@ def test_a_ctrl_c_in_the_middle_of_a_step_still_resumes_exactly(
     calls = 0
     real_loss = loop_module.language_model_loss
 
-    def loss_then_ctrl_c(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+    def loss_then_ctrl_c(model: nn.Module, inputs: Tensor, targets: Tensor, precision: str) -> Tensor:
         nonlocal calls
         calls += model.training  # training steps only, not validation batches
-        loss = real_loss(model, inputs, targets)
+        loss = real_loss(model, inputs, targets, precision)
         if model.training and calls == 5:  # during step 5, after its batch was drawn and before its update
             signal.raise_signal(signal.SIGINT)
         return loss
@@ -144,10 +144,10 @@ def nan_from_step(step: int, monkeypatch: pytest.MonkeyPatch) -> None:
     calls = 0
     real_loss = loop_module.language_model_loss
 
-    def loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+    def loss(model: nn.Module, inputs: Tensor, targets: Tensor, precision: str) -> Tensor:
         nonlocal calls
         calls += model.training  # training steps only, not validation batches
-        value = real_loss(model, inputs, targets)
+        value = real_loss(model, inputs, targets, precision)
         return value * float("nan") if model.training and calls >= step else value
 
     monkeypatch.setattr(loop_module, "language_model_loss", loss)
@@ -199,11 +199,11 @@ def test_a_second_ctrl_c_stops_at_once(
 ) -> None:
     real_loss = loop_module.language_model_loss
 
-    def impatient(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
+    def impatient(model: nn.Module, inputs: Tensor, targets: Tensor, precision: str) -> Tensor:
         if model.training and len(steps) == 4:
             signal.raise_signal(signal.SIGINT)
             signal.raise_signal(signal.SIGINT)
-        return real_loss(model, inputs, targets)
+        return real_loss(model, inputs, targets, precision)
 
     steps: list[TrainEvent] = []
     monkeypatch.setattr(loop_module, "language_model_loss", impatient)

@@ -130,6 +130,10 @@ class SelfAttention(nn.Module):
             queries, keys = self.rope(queries, offset), self.rope(keys, offset)
         if cache is not None:
             keys, values = cache.append(keys, values)  # (B, G, S, K)
+        if queries.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # Under bfloat16 autocast (qkv.training.precision) the projections multiply in bfloat16, but scores
+            # and softmax stay float32: more exact, and PyTorch's CPU attention backward is ~5× slower in bfloat16.
+            queries, keys, values = queries.float(), keys.float(), values.float()
         S = keys.shape[2]
         bias = self.alibi(T, S, offset).to(queries.dtype) if self.alibi is not None else None  # (H, T, S)
 

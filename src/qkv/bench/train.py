@@ -4,10 +4,13 @@ A step is what ``qkv train`` does for every batch, :func:`qkv.training.train_ste
 backward, clip the gradient norm to 1, AdamW update. The cases (``--cases``):
 
 * ``qkv``          — qkv's :class:`~qkv.model.Transformer` and the optimizer of
-  :func:`qkv.training.configure_optimizer`, exactly as ``qkv train`` runs them;
+  :func:`qkv.training.configure_optimizer`, exactly as ``qkv train`` runs them: in its default precision
+  (``auto``: bfloat16 mixed precision where the processor multiplies bfloat16 natively, else float32);
 * ``peer``         — ``GPT2LMHeadModel`` (random init, its default attention, no dropout) with
   ``torch.optim.AdamW`` as torch gives it (its default implementation: a loop over the parameters on CPU),
-  the same hyperparameters and weight-decay groups, through the same step function;
+  the same hyperparameters and weight-decay groups, through the same step function, in float32 (its default);
+* ``qkv-float32``  — ``qkv`` in float32 throughout: what qkv's code is worth without mixed precision;
+* ``peer-bf16``    — the peer under the same bfloat16 autocast as ``qkv``: what mixed precision is worth to it;
 * ``qkv-foreach``  — qkv with ``AdamW(foreach=True)``, the optimizer ``qkv train`` used before the fused one;
 * ``qkv-compiled`` — qkv's model through ``torch.compile`` (the first step pays for compiling);
 * ``peer-fused``   — the peer with the fused AdamW qkv uses: what the optimizer alone is worth to it;
@@ -47,6 +50,7 @@ from qkv.shapes import Tensor
 from qkv.text import default_corpus, encode_corpus, read_corpus, train_tokenizer
 from qkv.training import TrainConfig, configure_optimizer, train_step
 from qkv.training.data import get_batch
+from qkv.training.precision import ResolvedPrecision, resolve_precision
 
 __all__ = [
     "CASES",
@@ -65,17 +69,20 @@ __all__ = [
 ]
 
 CASES: dict[str, str] = {
-    "qkv": "qkv's Transformer + configure_optimizer (fused AdamW), as `qkv train` runs them",
-    "peer": "transformers' GPT2LMHeadModel + torch.optim.AdamW (torch's default implementation)",
+    "qkv": "qkv's Transformer + configure_optimizer (fused AdamW), as `qkv train` runs them (precision auto)",
+    "peer": "transformers' GPT2LMHeadModel + torch.optim.AdamW (torch's default implementation), float32",
+    "qkv-float32": "qkv as `qkv train --precision float32` runs it",
+    "peer-bf16": "the peer under the same bfloat16 autocast as qkv's mixed precision",
     "qkv-foreach": "qkv's Transformer + AdamW(foreach=True), the optimizer qkv used before",
     "qkv-compiled": "torch.compile(qkv's Transformer) + fused AdamW; the first step compiles",
     "peer-fused": "GPT2LMHeadModel + AdamW(fused=True), the optimizer qkv uses",
     "qkv-nanogpt": "qkv's Transformer with exact GELU and no biases (nanoGPT's choices) + fused AdamW",
 }
 DIFFERENT_MATHS = ("qkv-nanogpt",)  # cases whose losses are not compared with the others
-DEFAULT_CASES = ("qkv", "peer")
+DEFAULT_CASES = ("qkv", "qkv-float32", "peer", "peer-bf16")
 MIN_SPEEDUP = 2.0  # qkv's tokens/s over the peer's
 LOSS_TOLERANCE = 1e-3  # largest difference between the cases' losses over the checked steps
+MIXED_LOSS_TOLERANCE = 1e-2  # the same, when either case multiplies in bfloat16
 CHECKED_STEPS = 3
 PEAK_MATMUL = 2048  # the side of the square fp32 matrices whose product measures the machine's peak
 REFERENCE_PEAK_GFLOPS = 330.0  # DESIGN.md §4: fp32 matmul on both cores of this machine, quiet
@@ -146,16 +153,22 @@ class StepCase:
     """One case, ready to train: a model (called as ``model(ids) → logits``), its optimizer, and the batches."""
 
     def __init__(
-        self, name: str, model: nn.Module, optimizer: torch.optim.Optimizer, batches: list[tuple[Tensor, Tensor]]
+        self,
+        name: str,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        batches: list[tuple[Tensor, Tensor]],
+        precision: ResolvedPrecision = "float32",
     ) -> None:
         self.name, self.model, self.optimizer, self.batches = name, model, optimizer, batches
+        self.precision = precision
         self.steps = 0
 
     def __call__(self) -> Tensor:
         """One training step on the next batch (the batches repeat in order); the loss before the update."""
         inputs, targets = self.batches[self.steps % len(self.batches)]
         self.steps += 1
-        return train_step(self.model, self.optimizer, inputs, targets, TrainConfig().grad_clip)
+        return train_step(self.model, self.optimizer, inputs, targets, TrainConfig().grad_clip, self.precision)
 
 
 def build_case(
@@ -164,14 +177,15 @@ def build_case(
     """Build case ``name``; qkv's cases copy ``peer``'s weights when one is given (else they start from their own)."""
     train = TrainConfig()
     betas = (train.beta1, train.beta2)
+    auto = resolve_precision(train.precision, torch.device("cpu"))
     if name.startswith("peer"):
         model: nn.Module = PeerLogits(gpt2_peer(config, seed=seed))
         groups = _same_groups(model)
-        if name == "peer":
-            optimizer = torch.optim.AdamW(groups, lr=train.learning_rate, betas=betas)
-        else:
+        if name == "peer-fused":
             optimizer = torch.optim.AdamW(groups, lr=train.learning_rate, betas=betas, fused=True)
-        return StepCase(name, model.train(), optimizer, batches)
+        else:
+            optimizer = torch.optim.AdamW(groups, lr=train.learning_rate, betas=betas)
+        return StepCase(name, model.train(), optimizer, batches, "bfloat16" if name == "peer-bf16" else "float32")
     if name == "qkv-nanogpt":
         config = replace(config, activation="gelu", attention_bias=False, mlp_bias=False, norm_bias=False)
     if peer is not None and name not in DIFFERENT_MATHS:
@@ -183,9 +197,10 @@ def build_case(
     optimizer = configure_optimizer(qkv_model, train)
     if name == "qkv-foreach":
         optimizer = torch.optim.AdamW(_same_groups(qkv_model), lr=train.learning_rate, betas=betas, foreach=True)
+    precision: ResolvedPrecision = "float32" if name == "qkv-float32" else auto
     if name == "qkv-compiled":
-        return StepCase(name, cast(nn.Module, torch.compile(qkv_model)), optimizer, batches)
-    return StepCase(name, qkv_model, optimizer, batches)
+        return StepCase(name, cast(nn.Module, torch.compile(qkv_model)), optimizer, batches, precision)
+    return StepCase(name, qkv_model, optimizer, batches, precision)
 
 
 def _load_ids(text: str | None) -> tuple[Tensor, int, str]:
@@ -224,6 +239,7 @@ class CaseResult:
     first_step_s: float
     losses: tuple[float, ...]  # over the checked steps
     memory: memory.PeakMemory | None
+    precision: str = "float32"  # how the forward pass multiplies (qkv.training.precision)
 
     @property
     def median_s(self) -> float:
@@ -317,13 +333,16 @@ def _run(config: TrainBenchConfig, say: Callable[[str], None], load_start: float
         first_step_s[name] = time.perf_counter() - start
         losses[name] += [float(case()) for _ in range(CHECKED_STEPS - 1)]
     compared = {name: values for name, values in losses.items() if name not in DIFFERENT_MATHS}
-    reference = next(iter(compared.values()), [])
+    first = next(iter(compared), None)
+    reference = compared[first] if first is not None else []
     for name, values in compared.items():
         gap = max(abs(a - b) for a, b in zip(values, reference, strict=True))
-        if not gap <= LOSS_TOLERANCE:
+        mixed = "bfloat16" in (cases[name].precision, cases[first].precision if first else "float32")
+        tolerance = MIXED_LOSS_TOLERANCE if mixed else LOSS_TOLERANCE
+        if not gap <= tolerance:
             raise BenchmarkError(
-                f"{name}'s losses {values} differ from {next(iter(compared))}'s {reference} by {gap:.2g} "
-                f"(tolerance {LOSS_TOLERANCE:g}): the cases do not compute the same thing; nothing timed"
+                f"{name}'s losses {values} differ from {first}'s {reference} by {gap:.2g} "
+                f"(tolerance {tolerance:g}): the cases do not compute the same thing; nothing timed"
             )
     if len(compared) > 1:
         say(f"the losses agree: {', '.join(f'{value:.4f}' for value in reference)}")
@@ -364,7 +383,13 @@ def _run(config: TrainBenchConfig, say: Callable[[str], None], load_start: float
     )
     results = {
         name: CaseResult(
-            name, tuple(samples[name]), per_sample[name], first_step_s[name], tuple(losses[name]), peaks[name]
+            name,
+            tuple(samples[name]),
+            per_sample[name],
+            first_step_s[name],
+            tuple(losses[name]),
+            peaks[name],
+            cases[name].precision,
         )
         for name in cases
     }
@@ -422,8 +447,9 @@ def format_report(report: TrainReport, *, markdown: bool = False) -> str:
     config = report.config
     load = report.load_average
     about = [
-        f"Training step (forward, loss, backward, clip, AdamW), float32: {config.layers} layers, {config.heads} "
-        f"heads, width {config.width}, context {config.context}, batch {config.batch}, vocab {report.vocab_size} "
+        "Training step (forward, loss, backward, clip, AdamW; weights and optimizer in float32, the forward pass "
+        f"as the column says): {config.layers} layers, {config.heads} heads, width {config.width}, context "
+        f"{config.context}, batch {config.batch}, vocab {report.vocab_size} "
         f"({report.corpus}, characters); torch {report.torch_version}, {_threads(report.threads)}, {report.machine}, "
         f"{os.cpu_count()} CPUs" + ("" if load is None else f", load average {load[0]:.1f} → {load[1]:.1f}") + ".",
         f"Time: median (and best) over {config.rounds} rounds; in each round the cases' steps are interleaved and a "
@@ -443,6 +469,7 @@ def format_report(report: TrainReport, *, markdown: bool = False) -> str:
         rows.append(
             [
                 name,
+                result.precision,
                 format_ms(result.median_s),
                 format_ms(min(result.seconds)),
                 f"{report.tokens_per_second(name):,.0f}",
@@ -458,6 +485,7 @@ def format_report(report: TrainReport, *, markdown: bool = False) -> str:
     table = format_table(
         [
             "case",
+            "forward",
             "ms/step",
             "best ms/step",
             "tokens/s",
@@ -471,7 +499,7 @@ def format_report(report: TrainReport, *, markdown: bool = False) -> str:
         ],
         rows,
         markdown=markdown,
-        left=1,
+        left=2,
     )
     losses = "Losses over the first steps (the same maths, the same losses): " + ", ".join(
         f"{name} {' '.join(f'{loss:.4f}' for loss in result.losses)}" for name, result in report.cases.items()

@@ -56,6 +56,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--warmup", type=int, help="warmup steps (default 100)")
     parser.add_argument("--eval-interval", type=_positive_int, help="validate and checkpoint every N steps")
     parser.add_argument("--seed", type=int, help="random seed (default 1337)")
+    parser.add_argument(
+        "--precision",
+        choices=("auto", "float32", "bfloat16"),
+        help="forward-pass arithmetic: bfloat16 mixed precision (weights and optimizer stay float32) or float32; "
+        "auto (default) picks bfloat16 where the processor multiplies it natively (AMX, AVX-512 BF16, CUDA)",
+    )
     parser.add_argument("--out", help="run directory (default runs/NAME-TIMESTAMP; runs/latest points to it)")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     parser.set_defaults(handler=run)
@@ -91,6 +97,7 @@ def _train_config(args: argparse.Namespace, base: Any) -> Any:
         "warmup_steps": args.warmup,
         "eval_interval": args.eval_interval,
         "seed": args.seed,
+        "precision": args.precision,
     }
     data = (base or TrainConfig()).to_dict()
     data.update({k: v for k, v in overrides.items() if v is not None})

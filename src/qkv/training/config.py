@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qkv.errors import ConfigData, ConfigError, check_positive, check_types
+from qkv.errors import ConfigData, ConfigError, check_choice, check_positive, check_types
+from qkv.training.precision import PRECISIONS, Precision
 
 __all__ = ["TrainConfig"]
 
@@ -15,7 +16,9 @@ class TrainConfig(ConfigData):
 
     Training stops after ``steps`` optimizer steps or ``time_limit`` seconds of wall time, whichever comes
     first (``time_limit=None``: steps only). Validation loss is estimated every ``eval_interval`` steps on
-    ``eval_batches`` batches, and a checkpoint is written then.
+    ``eval_batches`` batches, and a checkpoint is written then. ``precision`` is how the forward pass
+    multiplies (:mod:`qkv.training.precision`): ``"auto"`` is bfloat16 mixed precision where the hardware has
+    bfloat16 matrix units and float32 elsewhere; a run records the concrete choice.
     """
 
     steps: int = 2000
@@ -31,10 +34,12 @@ class TrainConfig(ConfigData):
     eval_interval: int = 250
     eval_batches: int = 20
     seed: int = 1337
+    precision: Precision = "auto"
 
     def __post_init__(self) -> None:
         name = type(self).__name__
         check_types(self)
+        check_choice(name, "precision", self.precision, PRECISIONS)
         for field in ("steps", "batch_size", "eval_interval", "eval_batches"):
             check_positive(name, field, getattr(self, field))
         if self.warmup_steps < 0:

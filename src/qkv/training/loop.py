@@ -13,7 +13,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Literal
 
@@ -28,6 +28,7 @@ from qkv.training.checkpoint import Checkpoint, Progress, restore_training_state
 from qkv.training.config import TrainConfig
 from qkv.training.data import get_batch
 from qkv.training.distributed import Distributed
+from qkv.training.precision import mixed_precision, resolve_precision
 from qkv.training.schedule import learning_rate
 
 __all__ = [
@@ -89,22 +90,29 @@ def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Ad
         return torch.optim.AdamW(groups, lr=lr, betas=betas, foreach=True)
 
 
-def language_model_loss(model: nn.Module, inputs: Tensor, targets: Tensor) -> Tensor:
-    """Mean cross-entropy of next-token predictions."""
+def language_model_loss(model: nn.Module, inputs: Tensor, targets: Tensor, precision: str = "float32") -> Tensor:
+    """Mean cross-entropy of next-token predictions; the forward pass in ``precision``, the loss in float32."""
     device = next(model.parameters()).device
-    logits = model(inputs.to(device, non_blocking=True))  # (B, T, V)
-    return F.cross_entropy(logits.flatten(0, 1), targets.to(device).flatten())  # (B·T, V) against (B·T,)
+    with mixed_precision(precision, device):
+        logits = model(inputs.to(device, non_blocking=True))  # (B, T, V)
+    return F.cross_entropy(logits.float().flatten(0, 1), targets.to(device).flatten())  # (B·T, V) against (B·T,)
 
 
 def train_step(
-    model: nn.Module, optimizer: torch.optim.Optimizer, inputs: Tensor, targets: Tensor, grad_clip: float
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    inputs: Tensor,
+    targets: Tensor,
+    grad_clip: float,
+    precision: str = "float32",
 ) -> Tensor:
     """One optimizer step on one batch ``(B, T)``: forward, loss, backward, clip the gradient norm, update.
 
     Returns the loss before the update (detached). ``qkv train`` runs exactly this, and ``qkv bench train``
-    times it.
+    times it. ``precision`` is the forward pass's (:mod:`qkv.training.precision`); weights, gradients and the
+    optimizer stay float32.
     """
-    loss = language_model_loss(model, inputs, targets)
+    loss = language_model_loss(model, inputs, targets, precision)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
     torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
@@ -119,7 +127,7 @@ def estimate_loss(model: nn.Module, ids: Tensor, config: TrainConfig, context: i
     was_training = model.training
     model.eval()
     losses = [
-        language_model_loss(model, *get_batch(ids, config.batch_size, context, generator)).item()
+        language_model_loss(model, *get_batch(ids, config.batch_size, context, generator), config.precision).item()
         for _ in range(config.eval_batches)
     ]
     model.train(was_training)
@@ -172,6 +180,8 @@ def train(
     slice of the same global batch; only rank 0 writes checkpoints and reports events.
     """
     context = model_config.context
+    # "auto" becomes the concrete precision here, so that the checkpoint records it and a resume computes alike
+    config = replace(config, precision=resolve_precision(config.precision, next(model.parameters()).device))
     if config.batch_size % distributed.world_size:
         raise ConfigError(
             f"TrainConfig.batch_size={config.batch_size} must be divisible by the {distributed.world_size} "
@@ -231,7 +241,7 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 inputs, targets = get_batch(train_ids, config.batch_size, context, batches)  # (B, T) each
-                loss = train_step(replica, optimizer, inputs[local], targets[local], config.grad_clip)
+                loss = train_step(replica, optimizer, inputs[local], targets[local], config.grad_clip, config.precision)
 
                 value = distributed.average(loss.item())
                 if not math.isfinite(value):

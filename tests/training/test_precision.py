@@ -1,0 +1,99 @@
+"""Mixed precision: bfloat16 products in the forward pass, float32 everywhere else, chosen once per run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qkv.attention import layer as layer_module
+from qkv.errors import ConfigError
+from qkv.shapes import Tensor
+from qkv.training import TrainConfig, configure_optimizer, load_checkpoint, train_step
+from qkv.training.data import get_batch
+from qkv.training.precision import mixed_precision, native_bfloat16, resolve_precision
+
+from .conftest import QUICK, Tiny
+
+CPU = torch.device("cpu")
+
+
+def test_auto_is_bfloat16_exactly_where_the_processor_multiplies_it_natively() -> None:
+    native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
+    assert native_bfloat16(CPU) == native
+    assert resolve_precision("auto", CPU) == ("bfloat16" if native else "float32")
+    assert resolve_precision("float32", CPU) == "float32" and resolve_precision("bfloat16", CPU) == "bfloat16"
+    with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16, got 'fp16'"):
+        resolve_precision("fp16", CPU)
+
+
+def test_an_unknown_precision_is_refused_by_name() -> None:
+    with pytest.raises(ConfigError, match=r"TrainConfig\.precision='half' is not one of"):
+        TrainConfig(precision="half")  # type: ignore[arg-type]
+
+
+def record_dtypes(model: nn.Module, monkeypatch: pytest.MonkeyPatch) -> dict[str, torch.dtype]:
+    """The output dtype of every projection and the dtype attention's scores are computed in, per call."""
+    seen: dict[str, torch.dtype] = {}
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Linear):
+            module.register_forward_hook(lambda m, i, o, name=name: seen.__setitem__(name, o.dtype))
+    real_attend = layer_module.attend
+
+    def attend(queries: Tensor, keys: Tensor, values: Tensor, **options: object) -> tuple[Tensor, Tensor | None]:
+        seen[f"attention {len([k for k in seen if k.startswith('attention')])}"] = queries.dtype
+        return real_attend(queries, keys, values, **options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(layer_module, "attend", attend)
+    return seen
+
+
+def test_bfloat16_multiplies_the_projections_in_bfloat16_and_keeps_attention_and_state_float32(
+    tiny: Tiny, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    model = tiny.model()
+    dtypes = record_dtypes(model, monkeypatch)
+    inputs, targets = get_batch(tiny.train_ids, 4, 16, torch.Generator().manual_seed(0))
+    with mixed_precision("bfloat16", CPU):
+        logits = model(inputs)
+    projections = {name: dtype for name, dtype in dtypes.items() if not name.startswith("attention")}
+    assert projections and set(projections.values()) == {torch.bfloat16}
+    attention = {name: dtype for name, dtype in dtypes.items() if name.startswith("attention")}
+    assert len(attention) == len(model.blocks) and set(attention.values()) == {torch.float32}  # scores, softmax
+    F.cross_entropy(logits.float().flatten(0, 1), targets.flatten()).backward()
+    assert {p.dtype for p in model.parameters()} == {torch.float32}
+    assert {p.grad.dtype for p in model.parameters() if p.grad is not None} == {torch.float32}
+
+
+def losses(tiny: Tiny, precision: str, steps: int = 6) -> list[float]:
+    model = tiny.model()
+    optimizer = configure_optimizer(model, QUICK)
+    generator = torch.Generator().manual_seed(1)
+    values = []
+    for _ in range(steps):
+        inputs, targets = get_batch(tiny.train_ids, 4, 16, generator)
+        values.append(train_step(model, optimizer, inputs, targets, 1.0, precision).item())
+    return values
+
+
+def test_a_bfloat16_step_follows_the_float32_step_closely_but_not_exactly(tiny: Tiny) -> None:
+    full, mixed = losses(tiny, "float32"), losses(tiny, "bfloat16")
+    assert mixed == pytest.approx(full, abs=2e-2)  # bfloat16 keeps 8 bits of mantissa: about 3 digits
+    assert mixed != full  # it did run in a different precision
+
+
+def test_a_run_records_the_precision_auto_chose(tiny: Tiny, tmp_path: Path) -> None:
+    config = TrainConfig(**{**QUICK.to_dict(), "steps": 2, "precision": "auto"})
+    tiny.train(tiny.model(), tmp_path, config)
+    assert load_checkpoint(tmp_path).train_config.precision == resolve_precision("auto", CPU)
+
+
+def test_the_loss_is_float32_whatever_the_forward_pass(tiny: Tiny) -> None:
+    from qkv.training.loop import language_model_loss
+
+    inputs, targets = get_batch(tiny.train_ids, 4, 16, torch.Generator().manual_seed(0))
+    loss: Tensor = language_model_loss(tiny.model(), inputs, targets, "bfloat16")
+    assert loss.dtype == torch.float32
