@@ -7,7 +7,11 @@ Teaching code, deliberately separate from the production core in :mod:`qkv.atten
 * :mod:`~qkv.article.part2_keys` — Part 2: unit keys, symmetric relevance, ``normalise``, ``part2_update``.
 * :mod:`~qkv.article.part3_queries` — Part 3: ``normalise(Q @ K.T) @ V``, and with softmax and ``1/√K``
   it becomes ``qkv.attend``.
-* :mod:`~qkv.article.tour` — the narrated walk (``qkv tour``).
+* :mod:`~qkv.article.first_layer` and :mod:`~qkv.article.beyond` — what the article left out, in numbers:
+  softmax, heads, the ``1/√K`` scale, positions, stacked layers.
+* :mod:`~qkv.article.tour` — the narrated walk (``qkv tour``): Parts 1–3 (:mod:`~qkv.article.tour_parts`),
+  Part 4 (:mod:`~qkv.article.tour_beyond`), its texts in English and Spanish (:mod:`~qkv.article.messages`)
+  and its HTML page (:mod:`~qkv.article.tour_page`).
 
 Importing this package reads no files; the vectors load on first use.
 """

@@ -30,6 +30,7 @@ import torch
 from safetensors import safe_open
 from tokenizers import Encoding, Tokenizer
 
+from qkv.article.first_layer import FirstLayer, read_first_layer
 from qkv.errors import InputError
 from qkv.shapes import Tensor
 
@@ -110,6 +111,7 @@ class VectorDatabase:
         self._tokenizer: Tokenizer | None = None  # loaded on first use
         self._rows: dict[int, Tensor] = {}  # token id → embedding row (D,)
         self._projections: dict[str, tuple[Tensor, Tensor]] | None = None  # name → (weight (D, D), bias (D,))
+        self._first_layer: FirstLayer | None = None
 
     # -- loading ------------------------------------------------------------------------------------------
 
@@ -161,6 +163,13 @@ class VectorDatabase:
                     projections[prefix] = (weight, bias)
             self._projections = projections
         return self._projections[name]
+
+    def first_layer(self) -> FirstLayer:
+        """MiniLM's embedding block and first attention layer as the model runs them (read once): the
+        positions, LayerNorm, value projection and heads that the article's vectors leave out."""
+        if self._first_layer is None:
+            self._first_layer = read_first_layer(self.model_dir, self.dtype)
+        return self._first_layer
 
     # -- the article's lookups ----------------------------------------------------------------------------
 

@@ -1,33 +1,89 @@
-"""``qkv tour`` — the article's three parts on its sentence, with real vectors and computed numbers.
+"""``qkv tour`` — the article's three parts on its sentence, what it left out, every number computed now.
 
-The text is built by :func:`qkv.article.tour.build_tour`; this module only parses options and prints.
+    qkv tour                      # Parts 1–4 in the terminal
+    qkv tour --quick --lang es    # the short version, in Spanish
+    qkv tour --part 4             # one part
+    qkv tour --html tour.html     # the same tour as one self-contained page, with figures
+
+The text is built by :func:`qkv.article.tour.make_tour`; this module parses options, runs MiniLM once on the
+sentence for Part 4's stacking section (the article layer does not load whole models), draws the figures
+with :mod:`qkv.render.figures` for ``--html``, and prints or writes.
 """
 
 from __future__ import annotations
 
 import argparse
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from qkv.article.tour_base import Figure
+    from qkv.inspection.trace import AttentionTrace
+
+LANGUAGES = ("en", "es")
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "tour",
-        help="the article, runnable: its three parts with computed numbers",
-        description="Walk through the article's three parts on its sentence, with MiniLM's real vectors.",
+        help="the article, runnable: its three parts and what it left out, with computed numbers",
+        description="Walk through the article's three parts on its sentence with MiniLM's real vectors, then "
+        "what it left out: softmax, heads, the 1/√K scale, positions and stacked layers.",
     )
     parser.add_argument("--quick", action="store_true", help="the short version (what `make demo` runs)")
     parser.add_argument(
         "--part",
         type=int,
-        choices=(1, 2, 3),
+        choices=(1, 2, 3, 4),
         metavar="N",
-        help="show only part N (1–3); part 3 ends with the final link",
+        help="show only part N (1–4); part 3 ends with the final link, part 4 is what the article left out",
     )
+    parser.add_argument("--lang", choices=LANGUAGES, default="en", help="the language of the text: en or es")
+    parser.add_argument("--html", metavar="FILE", help="write the tour as one self-contained HTML page to FILE")
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from qkv.article.tour import build_tour
+    from qkv.cli.attend import _check_writable, _emit  # the same checks and atomic write as `qkv attend -o`
 
-    print("\n".join(build_tour(quick=args.quick, part=args.part)))
+    if args.html is not None:
+        _check_writable(Path(args.html))  # before any work: one line, exit 2
+    import torch
+
+    # Small tensors: one thread is faster, and far faster on a busy machine (see `qkv attend`).
+    torch.set_num_threads(1)
+    from qkv.article.tour import make_tour, needs_model_trace
+
+    model_trace = _minilm_trace() if needs_model_trace(args.part) else None
+    tour = make_tour(quick=args.quick, part=args.part, lang=args.lang, model_trace=model_trace)
+    if args.html is None:
+        print("\n".join(tour.lines()))
+        return 0
+    from qkv.article.tour_page import tour_html
+
+    _emit(args.html, tour_html(tour, draw=draw_figure))
     return 0
+
+
+def _minilm_trace() -> AttentionTrace:
+    """The article's sentence through the whole of MiniLM: what Part 4's stacking section reads."""
+    from qkv.article.vectors import SENTENCE
+    from qkv.inspection.trace import trace
+    from qkv.pretrained import load
+
+    return trace(load("minilm"), SENTENCE)
+
+
+def draw_figure(figure: Figure) -> bytes:
+    """A tour figure as SVG: one head as an arc diagram, several as a grid of heatmaps."""
+    from qkv.article.vectors import SENTENCE
+    from qkv.inspection.trace import AttentionTrace
+    from qkv.render.figures import arc_diagram, heatmap_grid
+
+    weights = figure.weights.float()  # (L, H, T, S)
+    trace = AttentionTrace(weights, figure.tokens, figure.layers, SENTENCE, special=figure.special)
+    if figure.head is not None:
+        return arc_diagram(trace, layer=figure.layers[0], head=figure.head, format="svg")
+    if weights.shape[:2] == (1, 1):
+        return arc_diagram(trace, format="svg")
+    return heatmap_grid(trace, format="svg")

@@ -1,0 +1,193 @@
+"""The tour's Parts 1–3 and the final link, each a function of the :class:`~qkv.article.tour_base.Context`.
+
+Every number comes from :mod:`~qkv.article.part1_mixing`, :mod:`~qkv.article.part2_keys` and
+:mod:`~qkv.article.part3_queries` at run time. The final link, Part 3 + softmax + ``1/√K`` == ``qkv.attend``,
+is checked while the tour runs; a mismatch raises ``RuntimeError`` instead of printing a wrong claim.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+from qkv.article.part1_mixing import cosine_similarity, fixed_ratio_weights, mix, mix_every_pair
+from qkv.article.part2_keys import ArticleMathError, check_normalisation, key_relevance, normalise, relevance
+from qkv.article.part3_queries import part3_attention, part3_via_attend, part3_with_softmax, query_relevance
+from qkv.article.tour_base import Context, Figure, Section, num, table
+from qkv.shapes import Tensor
+
+__all__ = ["DOG", "FINAL_LINK_TOLERANCE", "RATIO", "RILEY", "SIMILAR_WORDS", "final_link", "part1", "part2", "part3"]
+
+#: Part 1's mixing ratio, the article's 0.75.
+RATIO = 0.75
+#: The words Part 1 measures "riley" against, before and after mixing in "dog".
+SIMILAR_WORDS = ("dog", "puppy", "person")
+#: The largest difference allowed between Part 3 + softmax and ``qkv.attend`` (float64 vectors).
+FINAL_LINK_TOLERANCE = 1e-10
+
+RILEY, DOG = "riley", "dog"
+
+
+def part1(context: Context) -> list[Section]:
+    database, words, say = context.database, context.words, context.say
+    v_riley, v_dog = database.value(RILEY), database.value(DOG)
+    mixed = mix(v_riley, v_dog, ratio=RATIO)  # (D,)
+    lines = [say("part1.rule", ratio=RATIO, rest=f"{1 - RATIO:.2f}"), say("part1.similarity_head")]
+    for word in SIMILAR_WORDS:
+        other = database.value(word)
+        before, after = num(cosine_similarity(v_riley, other)), num(cosine_similarity(mixed, other))
+        lines.append(say("part1.similarity_row", word=word, before=before, after=after))
+    closer = cosine_similarity(mixed, v_dog) > cosine_similarity(v_riley, v_dog)
+    lines.append(say("part1.closer" if closer else "part1.not_closer"))
+
+    # The same rule applied to every pair: each word keeps 0.75 of itself and spreads 0.25 over the rest.
+    values = database.values(words)  # (T, D)
+    weights = fixed_ratio_weights(len(words), RATIO)  # (T, T)
+    every_pair = mix_every_pair(values, RATIO)  # (T, D)
+    riley, dog, so = words.index(RILEY), words.index(DOG), words.index("so")
+    similarities = cosine_similarity(values[:, None], values[None])  # (T, T)
+    mixed_similarities = cosine_similarity(every_pair[:, None], every_pair[None])  # (T, T)
+    off_diagonal = ~torch.eye(len(words), dtype=torch.bool)
+    lines += [
+        say("part1.every_pair"),
+        say("part1.same_weight", dog=num(weights[riley, dog]), so=num(weights[riley, so])),
+        say(
+            "part1.reaches_only",
+            every=num(cosine_similarity(every_pair[riley], v_dog)),
+            alone=num(cosine_similarity(mixed, v_dog)),
+        ),
+        say(
+            "part1.blur",
+            before=num(similarities[off_diagonal].mean()),
+            after=num(mixed_similarities[off_diagonal].mean()),
+        ),
+    ]
+    if not context.quick:
+        lines.append(say("part1.fixed_row"))
+        lines += table(words, weights[riley])
+    lines.append(say("part1.need"))
+    return [Section(1, say("part1.title"), tuple(lines))]
+
+
+def part2(context: Context) -> list[Section]:
+    database, words, say = context.database, context.words, context.say
+    k_riley, k_dog = database.key(RILEY), database.key(DOG)
+    there, back = relevance(k_riley, k_dog), relevance(k_dog, k_riley)
+    verdict = say("part2.same" if bool(there == back) else "part2.different")
+    lines = [say("part2.pair", there=num(there), back=num(back), verdict=verdict)]
+    keys, values = database.keys(words), database.values(words)  # (S, D) unit, (S, D)
+    relevances = key_relevance(keys)  # (S, S)
+    lines.append(say("part2.symmetric", gap=f"{float((relevances - relevances.T).abs().max()):.1e}"))
+
+    # The article says unit keys' dot products lie in [0, 1]. They lie in [-1, 1].
+    riley = words.index(RILEY)
+    row = relevances[riley]  # (S,)
+    lowest = int(row.argmin())
+    lines.append(say("part2.range", negatives=int((relevances < 0).sum()), total=relevances.numel()))
+    lines.append(say("part2.lowest", word=words[lowest], value=num(row[lowest])))
+    if not context.quick:
+        lines.append(say("part2.row_head"))
+        lines += table(words, row)
+    report = check_normalisation(row)
+    weights = normalise(row, strict=False)  # (S,)
+    lines.append(say("part2.divide", total=num(report.row_sums[0])))
+    subtracted = bool(weights[lowest] < 0)
+    key = "part2.keeps_subtracted" if subtracted else "part2.keeps"
+    lines.append(say(key, own=num(weights[riley]), word=words[lowest], weight=num(weights[lowest])))
+    lines.append(say("part2.scale", total=num(weights.sum()), times=f"{float(report.amplification[0]):.2f}"))
+    sentence = check_normalisation(relevances)
+    lines.append(
+        say(
+            "part2.sentence",
+            negative=len(sentence.negative_rows),
+            rows=len(words),
+            flipped=len(sentence.flipped_rows),
+            near_zero=len(sentence.near_zero_rows),
+        )
+    )
+    if not sentence.ok:
+        lines.append(say("part2.raises"))
+    new_riley = weights @ values  # (D,)
+    v_dog = values[words.index(DOG)]
+    lines.append(
+        say(
+            "part2.new_value",
+            before=num(cosine_similarity(values[riley], v_dog)),
+            after=num(cosine_similarity(new_riley, v_dog)),
+        )
+    )
+    lines.append(say("part2.wrong"))
+    return [Section(2, say("part2.title"), tuple(lines))]
+
+
+def part3(context: Context) -> list[Section]:
+    database, words, say = context.database, context.words, context.say
+    queries, keys, values = database.queries(words), database.keys(words), database.values(words)  # (T, D) each
+    riley, dog = words.index(RILEY), words.index(DOG)
+    scores = query_relevance(queries, keys)  # (T, S)
+    there, back = scores[riley, dog], scores[dog, riley]
+    verdict = say("part3.asymmetric" if bool(there != back) else "part3.equal")
+    lines = [
+        say("part3.pair", there=num(there), back=num(back), verdict=verdict),
+        say("part3.gap", gap=f"{float((scores - scores.T).abs().max()):.3f}"),
+    ]
+    report = check_normalisation(scores)
+    lines.append(say("part3.range", low=num(scores.min()), high=num(scores.max())))
+    lines.append(say("part3.sums", riley=num(report.row_sums[riley]), dog=num(report.row_sums[dog])))
+    try:
+        part3_attention(queries, keys, values)
+        lines.append(say("part3.holds"))
+    except ArticleMathError as error:
+        lines.append(say("part3.raises", negative=report.negative_count, total=scores.numel()))
+        lines.append(
+            say(
+                "part3.flips",
+                flipped=len(report.flipped_rows),
+                rows=len(words),
+                near_zero=len(report.near_zero_rows),
+            )
+        )
+        if not context.quick:
+            lines.append("  " + say("part3.error", message=error))  # folded when printed
+    return [Section(3, say("part3.title"), tuple(lines)), final_link(context, queries, keys, values)]
+
+
+def final_link(context: Context, queries: Tensor, keys: Tensor, values: Tensor) -> Section:
+    words, say = context.words, context.say
+    width = queries.shape[1]
+    scale = 1.0 / math.sqrt(width)
+    new_values, weights = part3_with_softmax(queries, keys, values)  # (T, D), (T, S)
+    exact_values, exact_weights = part3_via_attend(queries, keys, values, need_weights=True)
+    fused_values, _ = part3_via_attend(queries, keys, values)
+    assert exact_weights is not None  # need_weights=True always returns them
+    differences = {
+        "link.exact_outputs": float((new_values - exact_values).abs().max()),
+        "link.exact_weights": float((weights - exact_weights).abs().max()),
+        "link.fused_outputs": float((new_values - fused_values).abs().max()),
+    }
+    worst = max(differences.values())
+    if not worst <= FINAL_LINK_TOLERANCE:  # `not <=` also catches NaN
+        # Not the reader's mistake but ours: the two implementations must agree.
+        raise RuntimeError(f"Part 3 + softmax disagrees with qkv.attend by {worst:.3g}: {differences}")
+
+    lines = [
+        say("link.formula", scale=f"{scale:.4f}", width=width),
+        say("link.rows", gap=f"{float((weights.sum(dim=-1) - 1).abs().max()):.1e}"),
+    ]
+    for name, difference in differences.items():
+        lines.append(say("link.difference", name=say(name), difference=f"{difference:.1e}"))
+    lines.append(say("link.checked", tolerance=f"{FINAL_LINK_TOLERANCE:.0e}"))
+
+    riley = words.index(RILEY)
+    top = torch.topk(weights[riley], k=3)
+    attended = ", ".join(f"{words[int(i)]} {num(w)}" for w, i in zip(top.values, top.indices, strict=True))
+    lines.append(say("link.attends", attended=attended, uniform=num(1 / len(words))))
+    if float(weights.max()) < 2 / len(words):  # no weight reaches twice the even share
+        lines.append(say("link.flat"))
+    if not context.quick:
+        raw = query_relevance(queries, keys)  # (T, S)
+        lines += [say("link.why"), say("link.why_more")]
+        lines.append(say("link.spread", unscaled=f"{float(raw.std()):.3f}", scaled=f"{float((raw * scale).std()):.3f}"))
+    figure = Figure(weights[None, None], tuple(words), say("link.figure"))  # (1, 1, T, S)
+    return Section(3, say("link.title"), tuple(lines), (figure,))
