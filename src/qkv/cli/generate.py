@@ -5,6 +5,17 @@ Hugging Face directory or a Llama-family ``.gguf``). A chat model gets the promp
 template, stops at its end-of-turn token, and only its answer is printed; ``--raw`` sends the prompt as it is
 and prints it before the continuation. Pretrained models generate greedily unless ``--temperature`` says
 otherwise; ``--dtype`` picks float32 (default), bfloat16 or int4 weights.
+
+``--show-attention [K]`` adds, after the text, one line per generated token: the K earlier tokens (3 by default)
+it attends to most, with their weights, averaged over the heads of one layer (``--attention-layer``, the last
+by default)::
+
+    'ing'  ⇒ 'Rom' 0.31 · 'O' 0.12 · ':' 0.08
+
+A token's weights are its own row (what it attends to when it is read back in to predict the next token); the
+token itself is left out and the weights are not renormalised. The text still streams as it is generated; the
+lines follow it, so that they never break it up. A pretrained model generates through qkv's Transformer
+rather than its fast twin when attention is shown (the same tokens, more slowly).
 """
 
 from __future__ import annotations
@@ -18,9 +29,15 @@ from typing import TYPE_CHECKING, Any
 from qkv.cli.errors import UserError
 
 if TYPE_CHECKING:
-    pass
+    import torch
+
+    from qkv.generation import SamplingConfig
+    from qkv.inspection import AttendedToken
+    from qkv.model import Transformer
+    from qkv.text.tokenizers import Tokenizer
 
 RUN_TEMPERATURE = 0.8  # sampling, for a model you trained; pretrained models decode greedily by default
+SHOWN_TOKENS = 3  # --show-attention without a number
 
 
 def register(subparsers: Any) -> None:
@@ -61,12 +78,31 @@ def register(subparsers: Any) -> None:
         metavar="DTYPE",
         help="with --model: float32 (default), bfloat16, or int4 (a GGUF's own 4-bit blocks: fastest, least memory)",
     )
+    parser.add_argument(
+        "--show-attention",
+        nargs="?",
+        type=int,
+        const=SHOWN_TOKENS,
+        metavar="K",
+        help=f"after the text, list for each generated token the K earlier tokens it attended to most (default "
+        f"{SHOWN_TOKENS}), weights averaged over the heads of one layer (--attention-layer; the token itself left out)",
+    )
+    parser.add_argument(
+        "--attention-layer",
+        type=int,
+        metavar="N",
+        help="with --show-attention: the layer whose heads are averaged (default: the last; -1 counts from the end)",
+    )
     parser.set_defaults(handler=run)
 
 
 def run(args: argparse.Namespace) -> int:
     if args.tokens < 1:
         raise UserError(f"--tokens must be at least 1, got {args.tokens}")
+    if args.show_attention is not None and args.show_attention < 1:
+        raise UserError(f"--show-attention K must be at least 1, got {args.show_attention}")
+    if args.attention_layer is not None and args.show_attention is None:
+        raise UserError("--attention-layer chooses the layer --show-attention averages; add --show-attention")
     if args.run is not None and args.model is not None:
         raise UserError(f"give either RUN ({args.run}) or --model ({args.model}), not both")
     if args.model is not None:
@@ -103,12 +139,69 @@ def run(args: argparse.Namespace) -> int:
         ids = ids[-context:]
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
 
+    if args.show_attention is not None:
+        _check_layer(args.attention_layer, model)
     sys.stdout.write(args.prompt)
+    if args.show_attention is not None:
+        _stream_with_attention(model, tokenizer, ids, sampling, generator, args)
+        return 0
     tokens = (
         int(token[0]) for token in generate(model, torch.tensor([ids]), args.tokens, sampling, generator=generator)
     )
     write_stream(tokens, tokenizer.decode_bytes, args.stop)
     return 0
+
+
+def _check_layer(layer: int | None, model: Transformer) -> None:
+    count = len(model.blocks)
+    if layer is not None and not -count <= layer < count:
+        raise UserError(f"--attention-layer {layer} is out of range; this model has layers 0…{count - 1}")
+
+
+def _stream_with_attention(
+    model: Transformer,
+    tokenizer: Tokenizer,
+    ids: list[int],
+    sampling: SamplingConfig,
+    generator: torch.Generator | None,
+    args: argparse.Namespace,
+    stop_ids: tuple[int, ...] = (),
+) -> None:
+    """Stream the text as :func:`write_stream` does, then print each generated token's attention line."""
+    from qkv.inspection import generate_attending
+
+    layer = -1 if args.attention_layer is None else args.attention_layer
+    steps: list[AttendedToken] = []
+
+    def tokens() -> Iterator[int]:
+        for step in generate_attending(
+            model, ids, args.tokens, sampling, generator=generator, layer=layer, stop_ids=stop_ids
+        ):
+            steps.append(step)
+            yield step.token
+
+    write_stream(tokens(), tokenizer.decode_bytes, args.stop)
+    if steps:
+        heads = model.config.heads
+        sys.stdout.write(
+            f"\nattention in layer {steps[0].layer} (of 0…{len(model.blocks) - 1}), averaged over its {heads} "
+            f"head{'s' * (heads > 1)}: each generated token ⇒ the {args.show_attention} earlier tokens it attends "
+            "to most\n"
+        )
+        sys.stdout.write("".join(line + "\n" for line in attention_lines(steps, tokenizer.pieces, args.show_attention)))
+
+
+def attention_lines(steps: list[AttendedToken], pieces: Any, top: int) -> list[str]:
+    """``'ing'  ⇒ 'Rom' 0.31 · 'O' 0.12 · ':' 0.08``: one line per step, the tokens shown as labels."""
+    from qkv.inspection import token_labels
+
+    shown = [token_labels(pieces(list(step.keys))) for step in steps]  # each step's keys, the token itself last
+    width = max(len(repr(labels[-1])) for labels in shown)  # the generated tokens, quoted, in one column
+    lines = []
+    for step, labels in zip(steps, shown, strict=True):
+        targets = " · ".join(f"{labels[key]!r} {weight:.2f}" for key, weight in step.top(top))
+        lines.append(f"{labels[-1]!r:<{width}}  ⇒ {targets}".rstrip())
+    return lines
 
 
 def write_stream(tokens: Iterator[int], to_bytes: Any, stops: list[str]) -> None:
@@ -174,8 +267,13 @@ def run_pretrained(args: argparse.Namespace) -> int:
         print(f"(prompt cropped to its last {context} of {len(ids)} tokens)", file=sys.stderr)
         ids = ids[-context:]
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
+    if args.show_attention is not None:
+        _check_layer(args.attention_layer, model.model)
     if not chat:
         sys.stdout.write(args.prompt)
+    if args.show_attention is not None:
+        _stream_with_attention(model.model, model.tokenizer, ids, sampling, generator, args, model.stop_ids)
+        return 0
     tokens = model.stream(ids, args.tokens, sampling=sampling, generator=generator)
     write_stream(tokens, model.tokenizer.decode_bytes, args.stop)
     return 0

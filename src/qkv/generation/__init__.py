@@ -1,6 +1,14 @@
 """Generating text: sampling, prefill, one-token decode steps over the KV cache."""
 
-from qkv.generation.generate import decode_one_token, generate, generate_uncached, prefill
+from qkv.generation.generate import DecodeStep, decode_one_token, generate, generate_uncached, prefill
 from qkv.generation.sampling import SamplingConfig, sample_next
 
-__all__ = ["SamplingConfig", "decode_one_token", "generate", "generate_uncached", "prefill", "sample_next"]
+__all__ = [
+    "DecodeStep",
+    "SamplingConfig",
+    "decode_one_token",
+    "generate",
+    "generate_uncached",
+    "prefill",
+    "sample_next",
+]

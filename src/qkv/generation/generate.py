@@ -3,11 +3,15 @@ crop when the context is full.
 
 With a KV cache each new token costs one forward pass over one position; without it, over the whole
 context (:func:`generate_uncached`, kept as the reference the cached path is tested and measured against).
+
+Every new token is read back in by one decode step (:data:`DecodeStep`, :func:`decode_one_token` unless the
+caller passes another): a caller can wrap that step to watch each token go through the model, as
+:func:`qkv.inspection.generate_attending` does to capture what each new token attends to.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 
@@ -18,7 +22,10 @@ from qkv.shapes import ShapeError, Tensor
 
 DEFAULT_SAMPLING = SamplingConfig()
 
-__all__ = ["decode_one_token", "generate", "generate_uncached", "prefill"]
+__all__ = ["DecodeStep", "decode_one_token", "generate", "generate_uncached", "prefill"]
+
+DecodeStep = Callable[[Transformer, Tensor, list[KVCache]], Tensor]
+"""``(model, newest token (B,), cache) → next logits (B, V)``: one step over the cache."""
 
 
 def prefill(model: Transformer, ids: Tensor, cache: list[KVCache]) -> Tensor:
@@ -41,11 +48,16 @@ def generate(
     sampling: SamplingConfig = DEFAULT_SAMPLING,
     *,
     generator: torch.Generator | None = None,
+    decode: DecodeStep = decode_one_token,
 ) -> Iterator[Tensor]:
     """Yield ``max_new_tokens`` new tokens ``(B,)``, one at a time (for streaming).
 
+    Each yielded token is read back in through ``decode`` when the caller asks for the next one (the last
+    one too, if the caller asks past it: iterating to the end does).
+
     When the context fills up, the oldest half is dropped and the rest is prefilled again (positions are
-    absolute, so the cache cannot simply slide).
+    absolute, so the cache cannot simply slide); the newest token is left out of that prefill and goes
+    through ``decode`` like every other.
     """
     if prompt.dim() != 2 or prompt.shape[1] == 0:
         raise ShapeError(f"the prompt must be token ids (B, T) with T >= 1, got {tuple(prompt.shape)}")
@@ -53,8 +65,10 @@ def generate(
     if prompt.shape[1] > context:
         raise ShapeError(f"the prompt has {prompt.shape[1]} tokens; this model's context holds {context}")
     model.eval()
-    window = prompt
-    cache = model.new_cache(prompt.shape[0], context)
+    batch, window = prompt.shape[0], prompt
+    # The positions this generation reaches, if it never crops: a Llama's context is thousands of positions.
+    capacity = min(context, prompt.shape[1] + max_new_tokens)
+    cache = model.new_cache(batch, capacity)
     logits = prefill(model, window, cache)
     for _ in range(max_new_tokens):
         token = sample_next(logits, sampling, generator)  # (B,)
@@ -62,10 +76,10 @@ def generate(
         window = torch.cat([window, token[:, None]], dim=1)  # (B, T + 1)
         if window.shape[1] > context:
             window = window[:, -(context // 2 + 1) :]  # keep the newest half (and the new token)
-            cache = model.new_cache(prompt.shape[0], context)
-            logits = prefill(model, window, cache)
-        else:
-            logits = decode_one_token(model, token, cache)
+            cache = model.new_cache(batch, context)
+            if window.shape[1] > 1:
+                model.hidden_states(window[:, :-1], cache=cache)  # fills the cache; the logits come from decode
+        logits = decode(model, token, cache)
 
 
 @torch.inference_mode()

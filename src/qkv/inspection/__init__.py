@@ -9,6 +9,7 @@
 See docs/inspection.md: the trace, its JSON, the metrics and the renderers.
 """
 
+from qkv.inspection.attending import AttendedToken, generate_attending
 from qkv.inspection.capture import capture_attention
 from qkv.inspection.metrics import (
     Arrow,
@@ -29,6 +30,7 @@ from qkv.inspection.trace import AttentionTrace, LoadedModel, token_labels, word
 
 __all__ = [
     "Arrow",
+    "AttendedToken",
     "AttentionTrace",
     "HeadMetrics",
     "LoadedModel",
@@ -36,6 +38,7 @@ __all__ = [
     "attended_distance",
     "capture_attention",
     "entropy",
+    "generate_attending",
     "head_metrics",
     "relative_asymmetry",
     "sink_share",

@@ -1,8 +1,13 @@
-"""Capture attention weights through each layer's capture point (``SelfAttention.weights_hook``)."""
+"""Capture attention weights through each layer's capture point (``SelfAttention.weights_hook``).
+
+:func:`capture_attention` records every call's weights; :func:`attention_hooks` hands them to a function of
+the caller's instead (:func:`qkv.trace` copies each layer's weights straight into one preallocated tensor, so
+that a trace never holds its weights twice).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import cast
 
@@ -11,7 +16,30 @@ from qkv.errors import InputError
 from qkv.model.transformer import Block, Transformer
 from qkv.shapes import Tensor
 
-__all__ = ["capture_attention"]
+__all__ = ["attention_hooks", "capture_attention", "layer_numbers"]
+
+
+def layer_numbers(model: Transformer, layers: Sequence[int] | None) -> list[int]:
+    """``layers`` as the model's layer numbers ``0 … L-1`` (negative ones count from the end; ``None``: all)."""
+    count = len(model.blocks)
+    chosen = list(range(count)) if layers is None else list(layers)
+    bad = [index for index in chosen if not -count <= index < count]
+    if bad:
+        raise InputError(f"layer {bad[0]} is out of range; this model has layers 0…{count - 1}")
+    return [index % count for index in chosen]
+
+
+@contextmanager
+def attention_hooks(model: Transformer, hooks: Mapping[int, Callable[[Tensor], None]]) -> Iterator[None]:
+    """Within the block, every forward pass hands layer ``i``'s weights ``(B, H, T, S)`` to ``hooks[i]``."""
+    attentions: list[SelfAttention] = [cast(Block, block).attention for block in model.blocks]
+    try:
+        for index, hook in hooks.items():
+            attentions[index].weights_hook = hook
+        yield
+    finally:
+        for attention in attentions:
+            attention.weights_hook = None
 
 
 @contextmanager
@@ -20,17 +48,6 @@ def capture_attention(model: Transformer, layers: Sequence[int] | None = None) -
 
     Yields ``{layer: [weights of each call, in order]}`` (one entry per call: a prefill, then each decode step).
     """
-    count = len(model.blocks)
-    chosen = list(range(count)) if layers is None else list(layers)
-    bad = [index for index in chosen if not -count <= index < count]
-    if bad:
-        raise InputError(f"layer {bad[0]} is out of range; this model has layers 0…{count - 1}")
-    records: dict[int, list[Tensor]] = {index % count: [] for index in chosen}
-    attentions: list[SelfAttention] = [cast(Block, block).attention for block in model.blocks]
-    try:
-        for index in records:
-            attentions[index].weights_hook = records[index].append
+    records: dict[int, list[Tensor]] = {index: [] for index in layer_numbers(model, layers)}
+    with attention_hooks(model, {index: calls.append for index, calls in records.items()}):
         yield records
-    finally:
-        for attention in attentions:
-            attention.weights_hook = None

@@ -22,7 +22,7 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -31,7 +31,7 @@ import numpy as np
 import torch
 
 from qkv.errors import InputError
-from qkv.inspection.capture import capture_attention
+from qkv.inspection.capture import attention_hooks, layer_numbers
 from qkv.model.transformer import Transformer
 from qkv.shapes import Tensor
 from qkv.text.tokenizers import Tokenizer
@@ -299,8 +299,8 @@ def trace(
             f"the text is {len(ids)} tokens long; {label or 'this model'} reads at most {context} tokens"
             f"{' (its special tokens included)' if any(special) else ''}: shorten it"
         )
-    count = len(network.blocks) if layers is None else len(set(layers))
-    heads = network.config.heads
+    chosen = sorted(set(layer_numbers(network, layers)))
+    count, heads = len(chosen), network.config.heads
     size = 4 * count * heads * len(ids) ** 2
     if size > MAX_TRACE_BYTES:
         longest = int((MAX_TRACE_BYTES / (4 * count * heads)) ** 0.5)
@@ -308,17 +308,27 @@ def trace(
             f"a trace of {len(ids)} tokens through {count} layer{'s' * (count > 1)} × {heads} heads would hold "
             f"{size / 1024**3:.1f} GiB of weights; trace at most {longest} tokens, or fewer layers"
         )
+    # Each layer's weights go straight into their slot: the trace never holds them twice, nor the logits.
+    weights = torch.empty(len(chosen), heads, len(ids), len(ids))  # (L, H, T, S), float32 on the CPU
+    hooks = {layer: _copy_into(weights[slot]) for slot, layer in enumerate(chosen)}
     device = next(network.parameters()).device
     was_training = network.training
     network.eval()
     try:
-        with capture_attention(network, layers) as records:
-            network(torch.tensor([ids], dtype=torch.long, device=device))
+        with attention_hooks(network, hooks):
+            network.hidden_states(torch.tensor([ids], dtype=torch.long, device=device))
     finally:
         network.train(was_training)
-    chosen = sorted(records)
-    weights = torch.stack([records[index][0][0] for index in chosen]).float().cpu()  # (L, H, T, S)
     return AttentionTrace(weights, tuple(tokens), tuple(chosen), text, label, tuple(special))
+
+
+def _copy_into(slot: Tensor) -> Callable[[Tensor], None]:
+    """A capture hook that copies one sequence's weights ``(1, H, T, S)`` into ``slot (H, T, S)``."""
+
+    def copy(weights: Tensor) -> None:
+        slot.copy_(weights[0])  # converted to float32, moved to the CPU
+
+    return copy
 
 
 def _tokenize(tokenizer: Tokenizer, text: str) -> tuple[list[int], list[str], list[bool]]:
