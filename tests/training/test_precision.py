@@ -44,8 +44,10 @@ def record_dtypes(model: nn.Module, monkeypatch: pytest.MonkeyPatch) -> dict[str
     real_attend = layer_module.attend
 
     def attend(queries: Tensor, keys: Tensor, values: Tensor, **options: object) -> tuple[Tensor, Tensor | None]:
-        seen[f"attention {len([k for k in seen if k.startswith('attention')])}"] = queries.dtype
-        return real_attend(queries, keys, values, **options)  # type: ignore[arg-type]
+        output, weights = real_attend(queries, keys, values, **options)  # type: ignore[arg-type]
+        index = len([k for k in seen if k.startswith("attention")])
+        seen[f"attention {index}"] = output.dtype  # what the scores and softmax were computed in
+        return output, weights
 
     monkeypatch.setattr(layer_module, "attend", attend)
     return seen

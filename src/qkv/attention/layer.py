@@ -133,10 +133,23 @@ class SelfAttention(nn.Module):
         if queries.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
             # Under bfloat16 autocast (qkv.training.precision) the projections multiply in bfloat16, but scores
             # and softmax stay float32: more exact, and PyTorch's CPU attention backward is ~5× slower in bfloat16.
-            queries, keys, values = queries.float(), keys.float(), values.float()
-        S = keys.shape[2]
-        bias = self.alibi(T, S, offset).to(queries.dtype) if self.alibi is not None else None  # (H, T, S)
+            with torch.autocast("cpu", enabled=False):
+                output, weights = self._heads(queries.float(), keys.float(), values.float(), offset, mask, need_weights)
+        else:
+            output, weights = self._heads(queries, keys, values, offset, mask, need_weights)
+        output = output.transpose(1, 2).reshape(B, T, H * K)  # (B, T, H·K): heads side by side
+        return self.to_out(output), weights
 
+    def _heads(
+        self, queries: Tensor, keys: Tensor, values: Tensor, offset: int, mask: Tensor | None, need_weights: bool
+    ) -> tuple[Tensor, Tensor | None]:
+        """Attention per head: ``(B, H, T, K)`` queries over ``(B, G, S, K)`` keys and values → ``(B, H, T, K)``.
+
+        With a :attr:`weights_hook`, the weights go to it; when the fused kernel ran, the exact path computes
+        them and is checked against the fused output.
+        """
+        T, S = queries.shape[2], keys.shape[2]
+        bias = self.alibi(T, S, offset).to(queries.dtype) if self.alibi is not None else None  # (H, T, S)
         output, weights = attend(
             queries, keys, values, causal=self.config.causal, mask=mask, bias=bias, need_weights=need_weights
         )  # (B, H, T, K)
@@ -150,8 +163,7 @@ class SelfAttention(nn.Module):
                     gap = (exact_output - output).abs().max().item()
                     raise RuntimeError(f"exact and fused attention disagree by {gap:.2e}: a bug in qkv")
             self.weights_hook(weights.detach())
-        output = output.transpose(1, 2).reshape(B, T, H * K)  # (B, T, H·K): heads side by side
-        return self.to_out(output), weights
+        return output, weights
 
     def new_cache(
         self,
