@@ -233,3 +233,28 @@ def test_attention_config_names_the_invalid_field(fields: dict[str, object], nam
 def test_an_explicit_head_width_need_not_divide_the_width() -> None:
     attention = SelfAttention(AttentionConfig(width=10, heads=3, head_width=4, kv_heads=1))
     assert attention(torch.randn(1, 4, 10)).shape == (1, 4, 10)
+
+
+@pytest.mark.parametrize("positions", ["none", "rope", "alibi"])
+@pytest.mark.parametrize("G", [4, 1])
+@pytest.mark.parametrize("bias", [True, False])
+def test_training_projects_q_k_v_in_one_product_with_the_same_outputs_and_gradients(
+    positions: str, G: int, bias: bool
+) -> None:
+    attention = layer(positions, G=G, bias=bias)
+    separate_calls: list[str] = []
+    for name in ("to_q", "to_k", "to_v"):
+        getattr(attention, name).register_forward_hook(lambda m, i, o, name=name: separate_calls.append(name))
+    x = torch.randn(2, 7, D, requires_grad=True)
+    upstream = torch.randn(2, 7, D)
+    attention.train()
+    fused = attention(x)
+    fused_grads = parameter_grads(attention, fused, upstream, x)
+    assert separate_calls == []  # one stacked product, not the three maps
+    attention.eval()
+    separate = attention(x)
+    separate_grads = parameter_grads(attention, separate, upstream, x)
+    assert separate_calls == ["to_q", "to_k", "to_v"]
+    torch.testing.assert_close(fused, separate, rtol=1e-5, atol=1e-6)
+    for a, b in zip(fused_grads, separate_grads, strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

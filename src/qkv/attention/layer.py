@@ -123,22 +123,45 @@ class SelfAttention(nn.Module):
         H, G, K = self.config.heads, self.config.groups, self.config.key_width
         offset = cache.length if cache is not None else 0
 
-        queries = self.to_q(x).view(B, T, H, K).transpose(1, 2)  # (B, H, T, K)
-        keys = self.to_k(x).view(B, T, G, K).transpose(1, 2)  # (B, G, T, K)
-        values = self.to_v(x).view(B, T, G, K).transpose(1, 2)  # (B, G, T, K)
+        # Under bfloat16 autocast (qkv.training.precision) the projections multiply in bfloat16, but scores and
+        # softmax stay float32: more exact, and PyTorch's CPU attention backward is ~5× slower in bfloat16.
+        float32_scores = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
+        queries, keys, values = self._project(x, upcast=float32_scores)  # (B, T, H·K), (B, T, G·K) twice
+        queries = queries.view(B, T, H, K).transpose(1, 2)  # (B, H, T, K)
+        keys = keys.view(B, T, G, K).transpose(1, 2)  # (B, G, T, K)
+        values = values.view(B, T, G, K).transpose(1, 2)  # (B, G, T, K)
         if self.rope is not None:
             queries, keys = self.rope(queries, offset), self.rope(keys, offset)
         if cache is not None:
             keys, values = cache.append(keys, values)  # (B, G, S, K)
-        if queries.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            # Under bfloat16 autocast (qkv.training.precision) the projections multiply in bfloat16, but scores
-            # and softmax stay float32: more exact, and PyTorch's CPU attention backward is ~5× slower in bfloat16.
+        if float32_scores:
             with torch.autocast("cpu", enabled=False):
-                output, weights = self._heads(queries.float(), keys.float(), values.float(), offset, mask, need_weights)
+                output, weights = self._heads(queries, keys, values, offset, mask, need_weights)
         else:
             output, weights = self._heads(queries, keys, values, offset, mask, need_weights)
         output = output.transpose(1, 2).reshape(B, T, H * K)  # (B, T, H·K): heads side by side
         return self.to_out(output), weights
+
+    def _project(self, x: Tensor, *, upcast: bool) -> tuple[Tensor, Tensor, Tensor]:
+        """Queries, keys and values of ``x (B, T, D)``, each ``(B, T, heads·K)``; float32 if ``upcast``.
+
+        In training, the three maps run as one product with their weights stacked: one larger matrix product,
+        and one gradient product for each of the input and the weights, instead of three small ones each (the
+        same numbers, fewer and better-shaped calls). At inference the weights are not re-stacked on every
+        token, and projections of other kinds (e.g. low-bit ones) run as they are.
+        """
+        maps = (self.to_q, self.to_k, self.to_v)
+        if self.training and torch.is_grad_enabled() and all(type(m) is nn.Linear for m in maps):
+            weight = torch.cat([m.weight for m in maps])  # ((H + 2G)·K, D)
+            bias = torch.cat([m.bias for m in maps]) if self.config.bias else None  # ((H + 2G)·K,)
+            qkv = nn.functional.linear(x, weight, bias)  # (B, T, (H + 2G)·K)
+            qkv = qkv.float() if upcast else qkv
+            H, G, K = self.config.heads, self.config.groups, self.config.key_width
+            queries, keys, values = qkv.split([H * K, G * K, G * K], dim=-1)
+            return queries, keys, values
+        projected = (m(x) for m in maps)
+        queries, keys, values = (p.float() for p in projected) if upcast else projected
+        return queries, keys, values
 
     def _heads(
         self, queries: Tensor, keys: Tensor, values: Tensor, offset: int, mask: Tensor | None, need_weights: bool
