@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
 from qkv.cli.errors import UserError
+from qkv.cli.output import check_writable, emit
 
 if TYPE_CHECKING:
     from qkv.inspection.trace import AttentionTrace, LoadedModel
@@ -75,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     if args.top < 0:
         raise UserError(f"--top must be 0 or more, got {args.top}")
     if args.output is not None:
-        _check_writable(Path(args.output))
+        check_writable(Path(args.output))
     kind = _format(args.format, args.output)
     if kind == "png" and args.output is None:
         raise UserError("--format png writes a file: give it with -o FILE.png")
@@ -104,9 +105,9 @@ def run(args: argparse.Namespace) -> int:
     elif kind == "html":
         from qkv.render.html import trace_html
 
-        _emit(args.output, trace_html(result, layer=layer, head=args.head))
+        emit(args.output, trace_html(result, layer=layer, head=args.head))
     else:
-        _emit(args.output, result.to_json() + "\n")
+        emit(args.output, result.to_json() + "\n")
     return 0
 
 
@@ -122,17 +123,6 @@ def _format(given: str | None, output: str | None) -> str:
             f"{', '.join(SUFFIXES)}"
         )
     return SUFFIXES[suffix]
-
-
-def _check_writable(path: Path) -> None:
-    """One clear line before any work when ``path`` cannot be written."""
-    folder = path.parent if str(path.parent) else Path(".")
-    if path.is_dir():
-        raise UserError(f"cannot write {path}: it is a directory; give a file name")
-    if not folder.is_dir():
-        raise UserError(f"cannot write {path}: the directory {folder} does not exist")
-    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
-        raise UserError(f"cannot write {path}: permission denied")
 
 
 def _is_run(path: Path) -> bool:
@@ -185,7 +175,7 @@ def _terminal(result: AttentionTrace, args: argparse.Namespace, layer: int | Non
 
     width = 100 if args.output is not None else None  # a file has no terminal width
     text = render_terminal(result, layer=layer, head=args.head, top=args.top, width=width, color=_color(args))
-    _emit(args.output, text + "\n")
+    emit(args.output, text + "\n")
 
 
 def _picture(result: AttentionTrace, args: argparse.Namespace, kind: str, layer: int | None) -> None:
@@ -196,19 +186,4 @@ def _picture(result: AttentionTrace, args: argparse.Namespace, kind: str, layer:
         picture = arc_diagram(result, layer=layer, head=args.head, format=image_format)
     else:
         picture = heatmap_grid(result, format=image_format)
-    _emit(args.output, picture)
-
-
-def _emit(output: str | None, content: str | bytes) -> None:
-    """Write to ``output`` (atomically), or to stdout when there is none."""
-    data = content.encode("utf-8") if isinstance(content, str) else content
-    if output is None:
-        sys.stdout.write(data.decode("utf-8"))
-        return
-    from qkv.inspection.trace import write_atomically
-
-    try:
-        write_atomically(output, data)
-    except OSError as error:
-        raise UserError(f"cannot write {output}: {error.strerror or error}") from None
-    print(f"wrote {output}", file=sys.stderr)
+    emit(args.output, picture)

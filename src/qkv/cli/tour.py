@@ -44,10 +44,10 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qkv.cli.attend import _check_writable, _emit  # the same checks and atomic write as `qkv attend -o`
+    from qkv.cli.output import check_writable, emit  # the same checks and atomic write as `qkv attend -o`
 
     if args.html is not None:
-        _check_writable(Path(args.html))  # before any work: one line, exit 2
+        check_writable(Path(args.html))  # before any work: one line, exit 2
     import torch
 
     # Small tensors: one thread is faster, and far faster on a busy machine (see `qkv attend`).
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from qkv.article.tour_page import tour_html
 
-    _emit(args.html, tour_html(tour, draw=draw_figure))
+    emit(args.html, tour_html(tour, draw=draw_figure))
     return 0
 
 

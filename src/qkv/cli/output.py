@@ -1,0 +1,41 @@
+"""Where a command's result goes: a file given with ``-o``/``--html`` (checked first, written atomically) or stdout.
+
+Shared by ``qkv attend`` and ``qkv tour``, so both refuse an unwritable path the same way, before any work,
+with one line, and never leave a half-written file.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from qkv.cli.errors import UserError
+
+__all__ = ["check_writable", "emit"]
+
+
+def check_writable(path: Path) -> None:
+    """One clear line before any work when ``path`` cannot be written."""
+    folder = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise UserError(f"cannot write {path}: it is a directory; give a file name")
+    if not folder.is_dir():
+        raise UserError(f"cannot write {path}: the directory {folder} does not exist")
+    if not os.access(folder, os.W_OK | os.X_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise UserError(f"cannot write {path}: permission denied")
+
+
+def emit(output: str | None, content: str | bytes) -> None:
+    """Write to ``output`` (atomically, then say so on stderr), or to stdout when there is none."""
+    data = content.encode("utf-8") if isinstance(content, str) else content
+    if output is None:
+        sys.stdout.write(data.decode("utf-8"))
+        return
+    from qkv.inspection.trace import write_atomically
+
+    try:
+        write_atomically(output, data)
+    except OSError as error:
+        raise UserError(f"cannot write {output}: {error.strerror or error}") from None
+    print(f"wrote {output}", file=sys.stderr)
