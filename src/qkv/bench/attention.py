@@ -25,14 +25,14 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, TextIO
+from typing import TextIO
 
 import torch
 import torch.nn.functional as F
 
 from qkv.attention import attend
 from qkv.bench import BenchmarkError, memory, timing
-from qkv.bench.report import format_ms, format_table, run_and_report
+from qkv.bench.report import Verdict, format_ms, format_table, format_verdicts, positive_int, run_and_report
 from qkv.shapes import Tensor
 
 __all__ = [
@@ -168,13 +168,6 @@ class AttentionReport:
 
     def at(self, T: int) -> SizeResult | None:
         return next((size for size in self.sizes if size.T == T), None)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    status: Literal["PASS", "FAIL", "SKIP"]
-    target: str
-    measured: str
 
 
 def make_inputs(T: int, batch: int, heads: int, head_width: int, seed: int) -> tuple[Tensor, Tensor, Tensor]:
@@ -380,15 +373,10 @@ def format_report(report: AttentionReport, *, markdown: bool = False) -> str:
     judged = verdicts(report)
     if markdown:
         legend = "\n".join(f"- `{path}`: {text}" for path, text in PATH_LEGEND.items())
-        targets = format_table(
-            ["verdict", "target", "measured"],
-            [[f"**{v.status}**", v.target, v.measured] for v in judged],
-            markdown=True,
-            left=3,
-        )
+        targets = format_verdicts(judged, markdown=True)
         return "\n\n".join([" ".join(about), legend, main, ratios, targets]) + "\n"
     legend = "\n".join(f"  {path:<6} {text}" for path, text in PATH_LEGEND.items())
-    targets = "\n".join(f"{v.status}  {v.target}: {v.measured}" for v in judged)
+    targets = format_verdicts(judged)
     return "\n\n".join(["\n".join(about), legend, main, ratios, targets]) + "\n"
 
 
@@ -402,16 +390,6 @@ def _sizes(text: str) -> tuple[int, ...]:
     return sizes
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--sizes",
@@ -423,14 +401,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--repeats",
-        type=_positive,
+        type=positive_int,
         default=AttentionBenchConfig.rounds,
         metavar="N",
         help=f"timed rounds (default {AttentionBenchConfig.rounds}); each takes one sample of every path, a fast "
         "path's sample being the median of its calls interleaved with the others' over about a second",
     )
     parser.add_argument(
-        "--threads", type=_positive, default=None, metavar="N", help="torch threads (default: torch's default)"
+        "--threads", type=positive_int, default=None, metavar="N", help="torch threads (default: torch's default)"
     )
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for BENCHMARKS.md)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")

@@ -34,7 +34,7 @@ import torch
 
 from qkv.bench import BenchmarkError, memory, timing
 from qkv.bench.peers import gpt2_peer, qkv_twin
-from qkv.bench.report import format_ms, format_table, run_and_report
+from qkv.bench.report import Verdict, format_ms, format_table, format_verdicts, positive_int, run_and_report
 from qkv.generation import SamplingConfig, generate, generate_uncached
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import Tensor
@@ -293,13 +293,6 @@ def _load() -> float | None:
         return None
 
 
-@dataclass(frozen=True)
-class Verdict:
-    status: str  # PASS or FAIL
-    target: str
-    measured: str
-
-
 def verdicts(report: GenerateReport) -> list[Verdict]:
     config = report.config
     cached, uncached = f"qkv {config.tokens}", f"qkv-uncached {config.tokens}"
@@ -374,35 +367,20 @@ def format_report(report: GenerateReport, *, markdown: bool = False) -> str:
     judged = verdicts(report)
     if markdown:
         legend = "\n".join(f"- `{case}`: {text}" for case, text in LEGEND.items())
-        targets = format_table(
-            ["verdict", "target", "measured"],
-            [[f"**{v.status}**", v.target, v.measured] for v in judged],
-            markdown=True,
-            left=3,
-        )
+        targets = format_verdicts(judged, markdown=True)
         return "\n\n".join([" ".join(about), legend, table, targets]) + "\n"
     legend = "\n".join(f"  {case:<13} {text}" for case, text in LEGEND.items())
-    targets = "\n".join(f"{v.status}  {v.target}: {v.measured}" for v in judged)
+    targets = format_verdicts(judged)
     return "\n\n".join(["\n".join(about), legend, table, targets]) + "\n"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = GenerateBenchConfig()
-    parser.add_argument("--tokens", type=_positive, default=defaults.tokens, metavar="N", help="tokens to generate")
-    parser.add_argument("--repeats", type=_positive, default=defaults.rounds, metavar="N", help="timed rounds")
-    parser.add_argument("--threads", type=_positive, default=None, metavar="N", help="torch threads")
+    parser.add_argument("--tokens", type=positive_int, default=defaults.tokens, metavar="N", help="tokens to generate")
+    parser.add_argument("--repeats", type=positive_int, default=defaults.rounds, metavar="N", help="timed rounds")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch threads")
     for name in ("layers", "heads", "width", "context"):
-        parser.add_argument(f"--{name}", type=_positive, default=getattr(defaults, name), metavar="N")
+        parser.add_argument(f"--{name}", type=positive_int, default=getattr(defaults, name), metavar="N")
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory measurements")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from qkv.bench import BenchmarkError, memory
-from qkv.bench.report import format_table, run_and_report
+from qkv.bench.report import Verdict, format_table, format_verdicts, positive_int, run_and_report
 
 if TYPE_CHECKING:
     from qkv.pretrained import PretrainedTokenizer
@@ -131,13 +131,6 @@ class InspectReport:
     machine: str
     torch_version: str
     load_average: tuple[float, float] | None
-
-
-@dataclass(frozen=True)
-class Verdict:
-    status: str  # PASS or FAIL
-    target: str
-    measured: str
 
 
 def _wall_time(command: Sequence[str], timeout_s: float) -> float:
@@ -286,37 +279,22 @@ def format_report(report: InspectReport, *, markdown: bool = False) -> str:
     )
     judged = verdicts(report)
     if markdown:
-        targets = format_table(
-            ["verdict", "target", "measured"],
-            [[f"**{v.status}**", v.target, v.measured] for v in judged],
-            markdown=True,
-            left=3,
-        )
+        targets = format_verdicts(judged, markdown=True)
         return "\n\n".join([" ".join(about), times, memory_table, targets]) + "\n"
-    targets = "\n".join(f"{v.status}  {v.target}: {v.measured}" for v in judged)
+    targets = format_verdicts(judged)
     return "\n\n".join(["\n".join(about), times, memory_table, targets]) + "\n"
 
 
 # -- the command line -----------------------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = InspectBenchConfig()
     parser.add_argument(
-        "--repeats", type=_positive, default=defaults.rounds, metavar="N", help="timed runs of qkv attend"
+        "--repeats", type=positive_int, default=defaults.rounds, metavar="N", help="timed runs of qkv attend"
     )
     parser.add_argument(
-        "--tokens", type=_positive, default=defaults.tokens, metavar="N", help="length of the traced text, in tokens"
+        "--tokens", type=positive_int, default=defaults.tokens, metavar="N", help="length of the traced text, in tokens"
     )
     parser.add_argument(
         "--model", default=defaults.trace_model, metavar="MODEL", help="the pretrained model to trace (default smollm2)"
@@ -327,7 +305,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="MODEL",
         help="the model qkv attend runs (default minilm)",
     )
-    parser.add_argument("--threads", type=_positive, default=None, metavar="N", help="torch threads of the trace")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch threads of the trace")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")
 

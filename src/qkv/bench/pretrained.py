@@ -38,10 +38,10 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal, TextIO
+from typing import Any, TextIO
 
 from qkv.bench import BenchmarkError
-from qkv.bench.report import format_table, run_and_report
+from qkv.bench.report import Verdict, format_table, format_verdicts, positive_int, run_and_report
 from qkv.bench.timing import paired_ratio
 
 __all__ = [
@@ -232,13 +232,6 @@ class PretrainedReport:
         if case not in found or peer not in found:
             return None
         return paired_ratio(found[case].per_second, found[peer].per_second)
-
-
-@dataclass(frozen=True)
-class Verdict:
-    status: Literal["PASS", "FAIL", "SKIP"]
-    target: str
-    measured: str
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -720,29 +713,8 @@ def format_report(report: PretrainedReport, *, markdown: bool = False) -> str:
     if report.embed:
         parts.append(heading(f"MiniLM: {config.sentences} sentence embeddings, {config.batch_size} per batch"))
         parts.append(_speed_table(report.embed, report, "sentences", markdown))
-    judged = verdicts(report)
-    if markdown:
-        parts.append(
-            format_table(
-                ["verdict", "target", "measured"],
-                [[f"**{v.status}**", v.target, v.measured] for v in judged],
-                markdown=True,
-                left=3,
-            )
-        )
-    else:
-        parts.append("\n".join(f"{v.status}  {v.target}: {v.measured}" for v in judged))
+    parts.append(format_verdicts(verdicts(report), markdown=markdown))
     return "\n\n".join(parts) + "\n"
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def _choices(allowed: Sequence[str], what: str) -> Callable[[str], tuple[str, ...]]:
@@ -760,13 +732,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     defaults = PretrainedBenchConfig()
     parser.add_argument(
         "--rounds",
-        type=_positive,
+        type=positive_int,
         default=defaults.rounds,
         metavar="N",
         help=f"timed rounds (default {defaults.rounds})",
     )
     parser.add_argument(
-        "--threads", type=_positive, default=None, metavar="N", help="torch threads (default: torch's default)"
+        "--threads", type=positive_int, default=None, metavar="N", help="torch threads (default: torch's default)"
     )
     parser.add_argument(
         "--dtypes",
@@ -783,7 +755,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"sections to run (default all: {','.join(defaults.sections)})",
     )
     parser.add_argument(
-        "--sentences", type=_positive, default=defaults.sentences, metavar="N", help="MiniLM sentences (default 1000)"
+        "--sentences",
+        type=positive_int,
+        default=defaults.sentences,
+        metavar="N",
+        help="MiniLM sentences (default 1000)",
     )
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for BENCHMARKS.md)")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")
@@ -809,7 +785,7 @@ def _main(argv: Sequence[str]) -> int:
     parser = argparse.ArgumentParser(prog="python -m qkv.bench.pretrained")
     parser.add_argument("mode", choices=("probe",))
     parser.add_argument("case", choices=[*(f"qkv {d}" for d in DTYPES), PEER])
-    parser.add_argument("--threads", type=_positive, required=True)
+    parser.add_argument("--threads", type=positive_int, required=True)
     args = parser.parse_args(argv)
     sys.stdout.write(json.dumps(probe_main(args.case, args.threads)) + "\n")
     return 0

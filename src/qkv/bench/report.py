@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import argparse
 import time
 from collections.abc import Callable, Sequence
-from typing import Protocol, TextIO, TypeVar
+from dataclasses import dataclass
+from typing import Literal, Protocol, TextIO, TypeVar
 
-__all__ = ["format_ms", "format_table"]
+__all__ = ["Verdict", "format_ms", "format_table", "format_verdicts", "positive_int", "run_and_report"]
 
 
 def format_table(
@@ -42,6 +44,38 @@ def format_ms(seconds: float) -> str:
     if ms >= 1:
         return f"{ms:.2f}"
     return f"{ms:.3f}"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One target of an issue, judged on a benchmark's report."""
+
+    status: Literal["PASS", "FAIL", "SKIP"]
+    target: str
+    measured: str
+
+
+def format_verdicts(verdicts: Sequence[Verdict], *, markdown: bool = False) -> str:
+    """The verdicts as a Markdown table, or one ``STATUS  target: measured`` line each."""
+    if markdown:
+        return format_table(
+            ["verdict", "target", "measured"],
+            [[f"**{v.status}**", v.target, v.measured] for v in verdicts],
+            markdown=True,
+            left=3,
+        )
+    return "\n".join(f"{v.status}  {v.target}: {v.measured}" for v in verdicts)
+
+
+def positive_int(text: str) -> int:
+    """An ``argparse`` type: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
 
 
 class _HasStatus(Protocol):

@@ -44,7 +44,7 @@ from torch import nn
 
 from qkv.bench import BenchmarkError, memory, timing
 from qkv.bench.peers import PeerLogits, gpt2_peer, qkv_twin
-from qkv.bench.report import format_ms, format_table, run_and_report
+from qkv.bench.report import Verdict, format_ms, format_table, format_verdicts, positive_int, run_and_report
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import Tensor
 from qkv.text import default_corpus, encode_corpus, read_corpus, train_tokenizer
@@ -415,13 +415,6 @@ def _load() -> float | None:
         return None
 
 
-@dataclass(frozen=True)
-class Verdict:
-    status: str  # PASS, FAIL or SKIP
-    target: str
-    measured: str
-
-
 def verdicts(report: TrainReport) -> list[Verdict]:
     target = f"qkv trains at ≥ {MIN_SPEEDUP:g}× the peer's tokens/s"
     if "qkv" not in report.cases or "peer" not in report.cases:
@@ -507,15 +500,10 @@ def format_report(report: TrainReport, *, markdown: bool = False) -> str:
     judged = verdicts(report)
     if markdown:
         legend = "\n".join(f"- `{name}`: {CASES[name]}" for name in report.cases)
-        targets = format_table(
-            ["verdict", "target", "measured"],
-            [[f"**{v.status}**", v.target, v.measured] for v in judged],
-            markdown=True,
-            left=3,
-        )
+        targets = format_verdicts(judged, markdown=True)
         return "\n\n".join([" ".join(about), legend, table, losses, targets]) + "\n"
     legend = "\n".join(f"  {name:<13} {CASES[name]}" for name in report.cases)
-    targets = "\n".join(f"{v.status}  {v.target}: {v.measured}" for v in judged)
+    targets = format_verdicts(judged)
     return "\n\n".join(["\n".join(about), legend, table, losses, targets]) + "\n"
 
 
@@ -525,16 +513,6 @@ def _cases(text: str) -> tuple[str, ...]:
     if unknown or not names:
         raise argparse.ArgumentTypeError(f"choose cases among {', '.join(CASES)}; got {text!r}")
     return names
-
-
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        value = 0
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -547,10 +525,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help=f"cases to run (default {','.join(DEFAULT_CASES)}); all: {','.join(CASES)}",
     )
     parser.add_argument("--text", metavar="FILE", help="train on this text (default: qkv train's default corpus)")
-    parser.add_argument("--repeats", type=_positive, default=defaults.rounds, metavar="N", help="timed rounds")
-    parser.add_argument("--threads", type=_positive, default=None, metavar="N", help="torch threads")
+    parser.add_argument("--repeats", type=positive_int, default=defaults.rounds, metavar="N", help="timed rounds")
+    parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch threads")
     for name in ("layers", "heads", "width", "context", "batch"):
-        parser.add_argument(f"--{name}", type=_positive, default=getattr(defaults, name), metavar="N")
+        parser.add_argument(f"--{name}", type=positive_int, default=getattr(defaults, name), metavar="N")
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory measurements")
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
     parser.add_argument("--strict", action="store_true", help="exit with status 1 if the target fails")
