@@ -32,7 +32,15 @@ import torch.nn.functional as F
 
 from qkv.attention import attend
 from qkv.bench import BenchmarkError, memory, timing
-from qkv.bench.report import Verdict, format_ms, format_table, format_verdicts, positive_int, run_and_report
+from qkv.bench.report import (
+    Verdict,
+    format_ms,
+    format_table,
+    format_verdicts,
+    load_average,
+    positive_int,
+    run_and_report,
+)
 from qkv.shapes import Tensor
 
 __all__ = [
@@ -245,7 +253,7 @@ def _measure_size(
 def run(config: AttentionBenchConfig, progress: Callable[[str], None] | None = None) -> AttentionReport:
     """Run the benchmark; ``progress`` receives a line of news at each step."""
     say = progress or (lambda _message: None)
-    load_start = _load()
+    load_start = load_average()
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -267,16 +275,8 @@ def run(config: AttentionBenchConfig, progress: Callable[[str], None] | None = N
         machine=f"{platform.system()} {platform.machine()}",
         memory_note=note,
         sizes=sizes,
-        load_average=None if load_start is None or (load_end := _load()) is None else (load_start, load_end),
+        load_average=None if load_start is None or (load_end := load_average()) is None else (load_start, load_end),
     )
-
-
-def _load() -> float | None:
-    """The 1-minute load average, where the system reports one."""
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
 
 
 def verdicts(report: AttentionReport) -> list[Verdict]:

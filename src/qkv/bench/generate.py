@@ -34,7 +34,15 @@ import torch
 
 from qkv.bench import BenchmarkError, memory, timing
 from qkv.bench.peers import gpt2_peer, qkv_twin
-from qkv.bench.report import Verdict, format_ms, format_table, format_verdicts, positive_int, run_and_report
+from qkv.bench.report import (
+    Verdict,
+    format_ms,
+    format_table,
+    format_verdicts,
+    load_average,
+    positive_int,
+    run_and_report,
+)
 from qkv.generation import SamplingConfig, generate, generate_uncached
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import Tensor
@@ -212,7 +220,7 @@ def _check_agreement(outputs: Mapping[str, Tensor], length: int) -> int:
 
 def run(config: GenerateBenchConfig, progress: Callable[[str], None] | None = None) -> GenerateReport:
     say = progress or (lambda _message: None)
-    load_start = _load()
+    load_start = load_average()
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -282,15 +290,8 @@ def run(config: GenerateBenchConfig, progress: Callable[[str], None] | None = No
         runs=results,
         agreeing_tokens=agreeing,
         memory_note=note,
-        load_average=None if load_start is None or (load_end := _load()) is None else (load_start, load_end),
+        load_average=None if load_start is None or (load_end := load_average()) is None else (load_start, load_end),
     )
-
-
-def _load() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
 
 
 def verdicts(report: GenerateReport) -> list[Verdict]:

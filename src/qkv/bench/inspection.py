@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from qkv.bench import BenchmarkError, memory
-from qkv.bench.report import Verdict, format_table, format_verdicts, positive_int, run_and_report
+from qkv.bench.report import Verdict, format_table, format_verdicts, load_average, positive_int, run_and_report
 
 if TYPE_CHECKING:
     from qkv.pretrained import PretrainedTokenizer
@@ -154,7 +154,7 @@ def _wall_time(command: Sequence[str], timeout_s: float) -> float:
 
 def run(config: InspectBenchConfig, progress: Callable[[str], None] | None = None) -> InspectReport:
     say = progress or (lambda _message: None)
-    load_start = _load()
+    load_start = load_average()
 
     # 1. qkv attend from start to exit, alternating with the floor; the first pair warms the file caches.
     say(f'attend: qkv attend "{SENTENCE}" --model {config.attend_model} (warm-up)')
@@ -187,7 +187,7 @@ def run(config: InspectBenchConfig, progress: Callable[[str], None] | None = Non
         trace=TraceMemory(config.trace_model, config.tokens, layers, heads, peak),
         machine=f"{platform.system()} {platform.machine()}, {os.cpu_count()} CPUs",
         torch_version=torch.__version__,
-        load_average=None if load_start is None or (load_end := _load()) is None else (load_start, load_end),
+        load_average=None if load_start is None or (load_end := load_average()) is None else (load_start, load_end),
     )
 
 
@@ -208,13 +208,6 @@ def _shape_of(model: str) -> tuple[int, int]:
         location = Path(model).expanduser()
     config = read_parts(location).config
     return config.layers, config.heads
-
-
-def _load() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
 
 
 def verdicts(report: InspectReport) -> list[Verdict]:

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from qkv.bench import BenchmarkError
-from qkv.bench.report import Verdict, format_table, format_verdicts, positive_int, run_and_report
+from qkv.bench.report import Verdict, format_table, format_verdicts, load_average, positive_int, run_and_report
 from qkv.bench.timing import paired_ratio
 
 __all__ = [
@@ -567,7 +567,7 @@ def run(config: PretrainedBenchConfig, progress: Callable[[str], None] | None = 
         transformers_version = "missing"
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     say = progress or (lambda _message: None)
-    load_start = _load()
+    load_start = load_average()
     previous = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -582,7 +582,7 @@ def run(config: PretrainedBenchConfig, progress: Callable[[str], None] | None = 
         probes = _probes(config, threads, say) if "load" in config.sections else []
     finally:
         torch.set_num_threads(previous)
-    load_end = _load()
+    load_end = load_average()
     return PretrainedReport(
         config=config,
         threads=threads,
@@ -597,13 +597,6 @@ def run(config: PretrainedBenchConfig, progress: Callable[[str], None] | None = 
         agreement=agreement,
         load_average=None if load_start is None or load_end is None else (load_start, load_end),
     )
-
-
-def _load() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
 
 
 def _best(rows: Sequence[Timed], prefix: str = "qkv ") -> Timed | None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import argparse
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TextIO, TypeVar
 
-__all__ = ["Verdict", "format_ms", "format_table", "format_verdicts", "positive_int", "run_and_report"]
+__all__ = ["Verdict", "format_ms", "format_table", "format_verdicts", "load_average", "positive_int", "run_and_report"]
 
 
 def format_table(
@@ -65,6 +66,14 @@ def format_verdicts(verdicts: Sequence[Verdict], *, markdown: bool = False) -> s
             left=3,
         )
     return "\n".join(f"{v.status}  {v.target}: {v.measured}" for v in verdicts)
+
+
+def load_average() -> float | None:
+    """The 1-minute load average, where the system reports one (reports quote it: timings depend on it)."""
+    try:
+        return os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
 
 
 def positive_int(text: str) -> int:

@@ -44,7 +44,15 @@ from torch import nn
 
 from qkv.bench import BenchmarkError, memory, timing
 from qkv.bench.peers import PeerLogits, gpt2_peer, qkv_twin
-from qkv.bench.report import Verdict, format_ms, format_table, format_verdicts, positive_int, run_and_report
+from qkv.bench.report import (
+    Verdict,
+    format_ms,
+    format_table,
+    format_verdicts,
+    load_average,
+    positive_int,
+    run_and_report,
+)
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import Tensor
 from qkv.text import default_corpus, encode_corpus, read_corpus, train_tokenizer
@@ -296,7 +304,7 @@ def _matmul(size: int) -> Callable[[], object]:
 def run(config: TrainBenchConfig, progress: Callable[[str], None] | None = None) -> TrainReport:
     """Run the benchmark; ``progress`` receives a line of news at each stage."""
     say = progress or (lambda _message: None)
-    load_start = _load()
+    load_start = load_average()
     previous_threads = torch.get_num_threads()
     if config.threads is not None:
         torch.set_num_threads(config.threads)
@@ -404,15 +412,8 @@ def _run(config: TrainBenchConfig, say: Callable[[str], None], load_start: float
         cases=results,
         peak_seconds=tuple(samples["matmul peak"]),
         memory_note=note,
-        load_average=None if load_start is None or (load_end := _load()) is None else (load_start, load_end),
+        load_average=None if load_start is None or (load_end := load_average()) is None else (load_start, load_end),
     )
-
-
-def _load() -> float | None:
-    try:
-        return os.getloadavg()[0]
-    except (AttributeError, OSError):
-        return None
 
 
 def verdicts(report: TrainReport) -> list[Verdict]:

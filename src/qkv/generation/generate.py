@@ -7,6 +7,12 @@ context (:func:`generate_uncached`, kept as the reference the cached path is tes
 Every new token is read back in by one decode step (:data:`DecodeStep`, :func:`decode_one_token` unless the
 caller passes another): a caller can wrap that step to watch each token go through the model, as
 :func:`qkv.inspection.generate_attending` does to capture what each new token attends to.
+
+At batch 1, when the caller passes no step of its own, :func:`generate` runs the Transformer's fast twin
+(:class:`~qkv.generation.fast_decoder.FastDecoder`: the same operations on the same weights, without the module
+calls) for every model it computes exactly (:func:`~qkv.generation.fast_decoder.supports`: pre-norm causal
+decoders such as GPT-2's and Llama's, with no capture hook set). Passing ``decode=decode_one_token`` keeps
+generation on the module tree.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from qkv.attention.kv_cache import KVCache
+from qkv.generation import fast_decoder
 from qkv.generation.sampling import SamplingConfig, sample_next
 from qkv.model.transformer import Transformer
 from qkv.shapes import ShapeError, Tensor
@@ -48,12 +55,14 @@ def generate(
     sampling: SamplingConfig = DEFAULT_SAMPLING,
     *,
     generator: torch.Generator | None = None,
-    decode: DecodeStep = decode_one_token,
+    decode: DecodeStep | None = None,
 ) -> Iterator[Tensor]:
     """Yield ``max_new_tokens`` new tokens ``(B,)``, one at a time (for streaming).
 
     Each yielded token is read back in through ``decode`` when the caller asks for the next one (the last
-    one too, if the caller asks past it: iterating to the end does).
+    one too, if the caller asks past it: iterating to the end does). Without ``decode``, a batch of one runs
+    through :class:`~qkv.generation.fast_decoder.FastDecoder` where it supports the model (the same tokens),
+    and everything else through :func:`decode_one_token`.
 
     When the context fills up, the oldest half is dropped and the rest is prefilled again (positions are
     absolute, so the cache cannot simply slide); the newest token is left out of that prefill and goes
@@ -65,6 +74,10 @@ def generate(
     if prompt.shape[1] > context:
         raise ShapeError(f"the prompt has {prompt.shape[1]} tokens; this model's context holds {context}")
     model.eval()
+    if decode is None and prompt.shape[0] == 1 and fast_decoder.supports(model):
+        yield from _generate_fast(model, prompt, max_new_tokens, sampling, generator)
+        return
+    step = decode_one_token if decode is None else decode
     batch, window = prompt.shape[0], prompt
     # The positions this generation reaches, if it never crops: a Llama's context is thousands of positions.
     capacity = min(context, prompt.shape[1] + max_new_tokens)
@@ -79,7 +92,31 @@ def generate(
             cache = model.new_cache(batch, context)
             if window.shape[1] > 1:
                 model.hidden_states(window[:, :-1], cache=cache)  # fills the cache; the logits come from decode
-        logits = decode(model, token, cache)
+        logits = step(model, token, cache)
+
+
+def _generate_fast(
+    model: Transformer,
+    prompt: Tensor,
+    max_new_tokens: int,
+    sampling: SamplingConfig,
+    generator: torch.Generator | None,
+) -> Iterator[Tensor]:
+    """:func:`generate`'s loop at batch 1 through :class:`~qkv.generation.fast_decoder.FastDecoder`: the same
+    sampling calls, the same crops, the same tokens."""
+    context, window = model.config.context, prompt  # (1, T)
+    decoder = fast_decoder.FastDecoder(model, min(context, prompt.shape[1] + max_new_tokens))
+    logits = decoder.prefill(window[0])[None]  # (1, V)
+    for _ in range(max_new_tokens):
+        token = sample_next(logits, sampling, generator)  # (1,)
+        yield token
+        window = torch.cat([window, token[:, None]], dim=1)  # (1, T + 1)
+        if window.shape[1] > context:
+            window = window[:, -(context // 2 + 1) :]  # keep the newest half (and the new token)
+            decoder = fast_decoder.FastDecoder(model, context)
+            if window.shape[1] > 1:
+                decoder.prefill(window[0, :-1])  # fills the cache; the logits come from decode
+        logits = decoder.decode(token)[None]  # (1, V)
 
 
 @torch.inference_mode()
