@@ -1,5 +1,6 @@
-"""LlamaDecoder, the fast twin of the Transformer's cached forward pass: the same logits at every step, for a
-prompt given at once or in parts, in float32 and int4; a capture hook keeps generation on the Transformer."""
+"""LlamaDecoder (qkv.generation's FastDecoder), the fast twin of the Transformer's cached forward pass, on a
+Llama-family GGUF: the same logits at every step, for a prompt given at once or in parts, in float32 and int4;
+a capture hook keeps generation on the Transformer."""
 
 from __future__ import annotations
 
@@ -65,13 +66,21 @@ def test_the_decoder_computes_the_transformers_logits(
     assert (got - expected).abs().max().item() <= tolerance * scale
 
 
-def test_generation_goes_through_the_decoder_and_gives_the_transformers_tokens(q4_gguf: Path) -> None:
+def test_generation_goes_through_the_decoder_and_gives_the_transformers_tokens(
+    q4_gguf: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     from qkv.generation import SamplingConfig, generate
 
     model = load(q4_gguf)
     prompt = list(range(3, 15))
-    expected = [int(t) for t in generate(model.model, torch.tensor([prompt]), 12, SamplingConfig(temperature=0))]
+    greedy = SamplingConfig(temperature=0)
+    modules = generate(model.model, torch.tensor([prompt]), 12, greedy, decode=decode_one_token)  # the Transformer
+    expected = [int(t) for t in modules]
+    steps: list[int] = []
+    decode = LlamaDecoder.decode
+    monkeypatch.setattr(LlamaDecoder, "decode", lambda self, token: steps.append(1) or decode(self, token))
     assert list(model.stream(prompt, 12, stop_at_eos=False)) == expected
+    assert len(steps) == 11  # every token but the last read back in by the decoder
 
 
 def test_a_capture_hook_keeps_generation_on_the_transformer(q4_gguf: Path) -> None:

@@ -11,12 +11,14 @@
 attention, traces, generation — works on it unchanged. ``dtype`` picks how its weights are held: ``"float32"``
 (the default), ``"bfloat16"``, or ``"int4"`` (a GGUF's own 4-bit blocks; see :mod:`qkv.pretrained.lowbit`).
 
-Text generation of Llama-family models runs :class:`~qkv.pretrained.decoder.LlamaDecoder`, a fast twin of
-the Transformer's cached forward pass (the tests hold the two to the same logits).
+Text generation runs :func:`qkv.generation.generate`, which uses
+:class:`~qkv.generation.fast_decoder.FastDecoder` (a fast twin of the Transformer's cached forward pass: the tests
+hold the two to the same logits) for every pre-norm causal decoder, Llama-family and GPT-2 alike.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -25,11 +27,10 @@ import torch
 import torch.nn.functional as F
 
 from qkv.errors import InputError
-from qkv.generation.generate import decode_one_token, generate, prefill
-from qkv.generation.sampling import SamplingConfig, sample_next
+from qkv.generation.generate import generate
+from qkv.generation.sampling import SamplingConfig
 from qkv.model.config import TransformerConfig
 from qkv.model.transformer import Transformer
-from qkv.pretrained import decoder
 from qkv.pretrained.assemble import Parts, build
 from qkv.pretrained.chat import Message, render_chat
 from qkv.pretrained.gguf_llama import read_gguf
@@ -294,34 +295,13 @@ class PretrainedModel:
             return
         stops = set(self.stop_ids) if stop_at_eos else set()
         prompt_ids = torch.tensor([ids], dtype=torch.long)  # (1, T)
-        if len(ids) + max_new_tokens > context:  # the core generator crops the context as it fills
-            for token in generate(self.model, prompt_ids, max_new_tokens, sampling, generator=generator):
-                if int(token) in stops:
-                    return
-                yield int(token)
-            return
-        self.model.eval()
-        if decoder.supports(self.model):  # the fast twin; a capture hook set on the model keeps the Transformer
-            fast = decoder.LlamaDecoder(self.model, len(ids) + max_new_tokens)
-            logits = fast.prefill(prompt_ids[0])[None]  # (1, V)
-            for step in range(max_new_tokens):
-                token = sample_next(logits, sampling, generator)  # (1,)
-                if int(token) in stops:
-                    return
-                yield int(token)
-                if step + 1 < max_new_tokens:
-                    logits = fast.decode(int(token))[None]
-            return
-        # A cache for exactly the positions needed (the full context of a Llama is 8192 positions × every layer).
-        cache = self.model.new_cache(1, len(ids) + max_new_tokens)
-        logits = prefill(self.model, prompt_ids, cache)  # (1, V)
-        for step in range(max_new_tokens):
-            token = sample_next(logits, sampling, generator)  # (1,)
+        # generate runs the fast decoder where it computes this model (a capture hook set keeps the Transformer)
+        # and crops the context as it fills; islice stops without asking for a read-back of the last token.
+        new = generate(self.model, prompt_ids, max_new_tokens, sampling, generator=generator)
+        for token in itertools.islice(new, max_new_tokens):
             if int(token) in stops:
                 return
             yield int(token)
-            if step + 1 < max_new_tokens:
-                logits = decode_one_token(self.model, token, cache)
 
     def generate(
         self,

@@ -1,0 +1,235 @@
+"""Generation for pre-norm causal decoders, written as one function over the model's tensors: the fast twin of
+:class:`~qkv.model.transformer.Transformer`'s forward pass with a KV cache.
+
+Decoding one token at batch 1 is a few dozen small operations per layer (norms, projections, positions,
+attention, the MLP) whose useful work takes microseconds; through the module tree each also pays for module
+calls, shape checks and dtype conversions, which at one token per pass cost as much as the arithmetic.
+:class:`FastDecoder` runs the same operations directly on the same weights (it holds the model's own
+projection methods, norm gains and tables: no copies), on one preallocated cache tensor, with no checks inside
+the loop.
+
+One function serves every configuration the Transformer computes as a pre-norm causal decoder with an LM
+head: GPT-2's conventions (learned or sinusoidal positions added to the embedding, LayerNorm with or without
+shift, GELU / tanh-GELU / ReLU, biases or not, tied or untied output) and Llama's (RoPE, RMSNorm, SwiGLU,
+grouped-query attention). :func:`supports` says which models those are; anything else (ALiBi, post-norm,
+bidirectional attention, token types, a normalised embedding, dropout in training) stays on the Transformer.
+
+It computes what the Transformer computes — the tests hold it to the Transformer's logits (1e-5 in float32)
+and to its tokens — so the Transformer stays the readable reference, and everything that inspects a model
+(captured attention weights, traces) uses the Transformer: a model with a capture hook set is not supported.
+
+Shapes (batch 1 throughout): ``T`` new positions, ``S`` cached + new positions, ``H`` query heads, ``G``
+key/value heads, ``K`` head width, ``D`` model width, ``V`` vocabulary.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import cast
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from qkv.attention.kernels import _SDPA_HAS_GQA
+from qkv.attention.layer import SelfAttention
+from qkv.attention.positions import LearnedPositions, RotaryPositions, SinusoidalPositions
+from qkv.model.config import TransformerConfig
+from qkv.model.transformer import Block, Transformer
+from qkv.shapes import ShapeError, Tensor
+
+__all__ = ["FastDecoder", "supports"]
+
+Projection = Callable[[Tensor], Tensor]
+Norm = Callable[[Tensor], Tensor]
+
+_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {  # as MLP.forward applies them (SwiGLU: to the gate)
+    "gelu": F.gelu,
+    "gelu_tanh": functools.partial(F.gelu, approximate="tanh"),
+    "relu": F.relu,
+    "swiglu": F.silu,
+}
+
+
+def supports(model: Transformer) -> bool:
+    """Whether :class:`FastDecoder` computes ``model`` exactly: a pre-norm, causal decoder with an LM head whose
+    positions are none, learned, sinusoidal or RoPE, with no token types, no embedding norm, no dropout active,
+    and no attention capture hook set."""
+    c: TransformerConfig = model.config
+    decoder = (
+        c.norm_placement == "pre"
+        and c.causal
+        and c.lm_head
+        and c.positions in ("none", "learned", "sinusoidal", "rope")
+        and not (c.token_types or c.embedding_norm)
+        and not (model.training and c.dropout > 0)
+    )
+    hooked = any(isinstance(m, SelfAttention) and m.weights_hook is not None for m in model.modules())
+    return decoder and not hooked
+
+
+@dataclass(frozen=True)
+class _Layer:
+    """One block's weights, as the model holds them (bound ``forward`` methods skip ``nn.Module.__call__``)."""
+
+    attention_norm: Norm  # (T, D) → (T, D)
+    input_dtype: torch.dtype | None  # what the projections multiply in (bfloat16 for lower precisions), if not x's
+    to_q: Projection
+    to_k: Projection
+    to_v: Projection
+    to_out: Projection
+    mlp_norm: Norm
+    to_gate: Projection | None  # SwiGLU only
+    to_hidden: Projection
+    to_down: Projection
+
+
+def _norm(module: nn.Module) -> Norm:
+    """The norm ``module`` computes, as the functional call its ``forward`` makes (on its own gain and shift)."""
+    if isinstance(module, nn.RMSNorm):
+        shape, gain = module.normalized_shape, module.weight
+        return functools.partial(F.rms_norm, normalized_shape=shape, weight=gain, eps=module.eps)
+    norm = cast(nn.LayerNorm, module)
+    return functools.partial(
+        F.layer_norm, normalized_shape=norm.normalized_shape, weight=norm.weight, bias=norm.bias, eps=norm.eps
+    )
+
+
+def _projection(module: nn.Module) -> Projection:
+    """``module``'s map: ``F.linear`` on its own weight and bias for a plain ``nn.Linear`` (what its ``forward``
+    calls, without the attribute look-ups), otherwise its ``forward`` (low-bit layers)."""
+    if type(module) is nn.Linear:
+        return functools.partial(F.linear, weight=module.weight, bias=module.bias)
+    return cast(Projection, module.forward)
+
+
+class FastDecoder:
+    """Prefill a prompt, then decode one token at a time, into a cache for ``capacity`` positions.
+
+    decoder = FastDecoder(model, capacity=len(prompt) + 100)
+    logits = decoder.prefill(torch.tensor(prompt))     # (V,): the next token's logits
+    logits = decoder.decode(int(logits.argmax()))      # (V,)
+    """
+
+    def __init__(self, model: Transformer, capacity: int) -> None:
+        if not supports(model):
+            raise ValueError(
+                "FastDecoder runs pre-norm causal decoders (no ALiBi, token types or capture hooks); "
+                "use the Transformer"
+            )
+        config = model.config
+        if not 1 <= capacity <= config.context:
+            raise ShapeError(f"capacity must be 1…{config.context} positions (the model's context), got {capacity}")
+        self.config = config
+        self.heads, self.groups, self.head_width = config.heads, config.attention.groups, config.attention.key_width
+        blocks = [cast(Block, block) for block in model.blocks]
+        self.layers = []
+        for block in blocks:
+            attention, mlp = block.attention, block.mlp
+            self.layers.append(
+                _Layer(
+                    attention_norm=_norm(block.attention_norm),
+                    input_dtype=getattr(attention.to_q, "input_dtype", None),
+                    to_q=_projection(attention.to_q),
+                    to_k=_projection(attention.to_k),
+                    to_v=_projection(attention.to_v),
+                    to_out=_projection(attention.to_out),
+                    mlp_norm=_norm(block.mlp_norm),
+                    to_gate=None if mlp.to_gate is None else _projection(mlp.to_gate),
+                    to_hidden=_projection(mlp.to_hidden),
+                    to_down=_projection(mlp.to_out),
+                )
+            )
+        self.activation = _ACTIVATIONS[config.activation]
+        K = self.head_width
+        self.cos: Tensor | None = None
+        self.signed_sin: Tensor | None = None
+        if config.positions == "rope":
+            rope = cast(RotaryPositions, blocks[0].attention.rope)
+            self.cos = rope.cos  # (P, K)
+            # rotate_half(x)·sin = roll(x, K/2)·[-sin_first_half, sin_second_half]: one roll instead of slices and cat
+            self.signed_sin = torch.cat([-rope.sin[:, : K // 2], rope.sin[:, K // 2 :]], dim=-1)  # (P, K)
+        self.positions: Tensor | None = None  # (P, D): added to the embedding (learned or sinusoidal)
+        table = model.embedding.positions
+        if isinstance(table, LearnedPositions):
+            self.positions = table.table.weight
+        elif isinstance(table, SinusoidalPositions):
+            self.positions = table.table
+        self.embed: Projection = model.embedding.tokens.forward
+        self.final_norm = None if model.final_norm is None else _norm(model.final_norm)
+        assert model.lm_head is not None  # supports() checked it
+        self.lm_head = _projection(model.lm_head)
+        weight = model.embedding.tokens.weight
+        dtype = getattr(blocks[0].attention.to_k, "output_dtype", weight.dtype)  # float32 for lower-precision weights
+        shape = (len(blocks), 1, self.groups, capacity, K)  # (layers, B=1, G, capacity, K)
+        self.keys = torch.zeros(shape, dtype=dtype, device=weight.device)
+        self.values = torch.zeros(shape, dtype=dtype, device=weight.device)
+        self.length = 0
+        if self.groups != self.heads and not _SDPA_HAS_GQA:
+            raise ShapeError("grouped-query attention in FastDecoder needs PyTorch 2.5 or later")
+        self._gqa = {"enable_gqa": True} if self.groups != self.heads else {}
+
+    @property
+    def capacity(self) -> int:
+        return self.keys.shape[3]
+
+    def prefill(self, ids: Tensor) -> Tensor:
+        """Run token ids ``(T,)`` after the cached positions; the logits ``(V,)`` after the last of them."""
+        return self._forward(ids)
+
+    def decode(self, token: int | Tensor) -> Tensor:
+        """One step: the newest token (an id, or a tensor ``(1,)``) in, the next token's logits ``(V,)`` out."""
+        ids = token if isinstance(token, Tensor) else torch.tensor([token], device=self.keys.device)
+        return self._forward(ids)
+
+    def _rope(self, x: Tensor, start: int, end: int) -> Tensor:
+        """Rotate ``x (heads, T, K)`` at positions ``start…end-1`` (RoPE, half-split pairs)."""
+        cos, signed_sin = cast(Tensor, self.cos), cast(Tensor, self.signed_sin)
+        return torch.addcmul(x * cos[start:end], x.roll(self.head_width // 2, dims=-1), signed_sin[start:end])
+
+    @torch.inference_mode()
+    def _forward(self, ids: Tensor) -> Tensor:
+        T = ids.shape[0]
+        start, end = self.length, self.length + T
+        if T == 0 or end > self.capacity:
+            raise ShapeError(f"the cache holds {self.capacity} positions and has {start}; {T} more do not fit")
+        H, G, K = self.heads, self.groups, self.head_width
+        rope = self.cos is not None
+        mask = None
+        if T > 1 and start > 0:  # new queries see every cached key and the new keys up to their own position
+            mask = torch.ones(T, end, dtype=torch.bool, device=ids.device).tril(diagonal=start)  # (T, S)
+        x = self.embed(ids)  # (T, D)
+        if self.positions is not None:
+            x = x + self.positions[start:end].to(x.dtype)  # (T, D)
+        for index, layer in enumerate(self.layers):
+            h = layer.attention_norm(x)  # (T, D)
+            h = h if layer.input_dtype is None else h.to(layer.input_dtype)  # once for the three projections
+            queries = layer.to_q(h).view(T, H, K).transpose(0, 1)  # (H, T, K)
+            keys = layer.to_k(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
+            if rope:
+                queries, keys = self._rope(queries, start, end), self._rope(keys, start, end)
+            cached_keys, cached_values = self.keys[index], self.values[index]  # (1, G, capacity, K)
+            cached_keys[0, :, start:end] = keys
+            cached_values[0, :, start:end] = layer.to_v(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
+            attended = F.scaled_dot_product_attention(
+                queries[None],  # (1, H, T, K)
+                cached_keys[:, :, :end],  # (1, G, S, K)
+                cached_values[:, :, :end],
+                attn_mask=mask,
+                is_causal=T > 1 and start == 0,
+                **self._gqa,
+            )  # (1, H, T, K)
+            x = x + layer.to_out(attended[0].transpose(0, 1).reshape(T, H * K))  # (T, D)
+            h = layer.mlp_norm(x)
+            h = h if layer.input_dtype is None else h.to(layer.input_dtype)
+            hidden = layer.to_hidden(h)  # (T, F)
+            # the activation of the hidden layer, or SwiGLU's: silu(gate) · hidden
+            hidden = self.activation(hidden) if layer.to_gate is None else self.activation(layer.to_gate(h)) * hidden
+            x = x + layer.to_down(hidden)  # (T, D)
+        self.length = end
+        last = x[-1:]  # (1, D): only the last position's logits
+        if self.final_norm is not None:
+            last = self.final_norm(last)
+        return self.lm_head(last)[0]  # (V,)
