@@ -102,3 +102,27 @@ def test_a_diverging_run_stops_with_one_line_naming_the_step(corpus: Path, tmp_p
     assert result.code == 2 and "Traceback" not in result.err
     error = result.err.strip().splitlines()[-1]
     assert error.startswith("qkv train: error: loss became") and "at step" in error
+
+
+@pytest.mark.parametrize("choice", ["float32", "bfloat16"])
+def test_training_says_and_records_the_precision_it_runs_in(corpus: Path, tmp_path: Path, choice: str) -> None:
+    run = tmp_path / "r"
+    result = run_cli(["train", str(corpus), *TINY, "--steps", "2", "--precision", choice, "--out", str(run)])
+    assert result.code == 0, result.err
+    said = "precision: bfloat16 products" if choice == "bfloat16" else "precision: float32"
+    assert said in result.err
+    recorded = json.loads((run / "checkpoint" / "config.json").read_text())["training"]["precision"]
+    assert recorded == choice
+
+
+def test_an_unknown_precision_is_refused_before_anything_is_written(
+    corpus: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from qkv.cli.main import main
+
+    with pytest.raises(SystemExit) as exit_info:
+        main(["train", str(corpus), *TINY, "--precision", "fp16", "--out", str(tmp_path / "r")])
+    assert exit_info.value.code == 2
+    error = capsys.readouterr().err
+    assert "Traceback" not in error and "invalid choice: 'fp16'" in error
+    assert not (tmp_path / "r").exists()

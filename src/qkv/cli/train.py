@@ -166,6 +166,7 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     from qkv.text import default_corpus, encode_corpus, read_corpus, split_train_validation, train_tokenizer
     from qkv.text.tokenizers import tokenizer_from_json
     from qkv.training import TrainingDiverged, load_checkpoint, load_weights, train
+    from qkv.training.precision import resolve_precision
 
     def say(text: str) -> None:
         if distributed.is_main:
@@ -214,6 +215,12 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         f"model: {model_config.layers} layers, {model_config.heads} heads, width {model_config.width}, "
         f"context {model_config.context}, vocab {model_config.vocab_size} ({parameters / 1e6:.2f}M parameters)"
         + (f"; {distributed.world_size} processes" if distributed.enabled else "")
+    )
+    precision = resolve_precision(config.precision, next(model.parameters()).device)
+    say(
+        "precision: bfloat16 products, float32 weights and optimizer (--precision float32 to turn off)"
+        if precision == "bfloat16"
+        else "precision: float32"
     )
     if not args.resume and distributed.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
