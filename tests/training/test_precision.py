@@ -12,7 +12,7 @@ from torch import nn
 from qkv.attention import layer as layer_module
 from qkv.errors import ConfigError
 from qkv.shapes import Tensor
-from qkv.training import TrainConfig, configure_optimizer, load_checkpoint, train_step
+from qkv.training import CompileFailed, TrainConfig, configure_optimizer, load_checkpoint, train_step
 from qkv.training.data import get_batch
 from qkv.training.precision import mixed_precision, native_bfloat16, resolve_precision
 
@@ -99,3 +99,35 @@ def test_the_loss_is_float32_whatever_the_forward_pass(tiny: Tiny) -> None:
     inputs, targets = get_batch(tiny.train_ids, 4, 16, torch.Generator().manual_seed(0))
     loss: Tensor = language_model_loss(tiny.model(), inputs, targets, "bfloat16")
     assert loss.dtype == torch.float32
+
+
+def test_a_compiled_run_trains_like_an_eager_one(tiny: Tiny, tmp_path: Path) -> None:
+    config = TrainConfig(**{**QUICK.to_dict(), "steps": 3, "precision": "float32"})
+    eager = tiny.train(tiny.model(), tmp_path / "eager", config)
+    compiled = tiny.train(tiny.model(), tmp_path / "compiled", TrainConfig(**{**config.to_dict(), "compile": True}))
+    assert [loss for _, loss in compiled.progress.train_losses] == pytest.approx(
+        [loss for _, loss in eager.progress.train_losses], abs=1e-4
+    )
+    assert load_checkpoint(tmp_path / "compiled").train_config.compile  # a resume compiles too
+
+
+def test_a_compiler_failure_stops_with_one_line_naming_the_way_out(
+    tiny: Tiny, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch._dynamo.exc
+
+    class Uncompilable(nn.Module):  # what torch.compile returns when the backend cannot build the graph
+        def __init__(self, model: nn.Module) -> None:
+            super().__init__()
+            self.model = model
+
+        def forward(self, ids: Tensor) -> Tensor:
+            raise torch._dynamo.exc.BackendCompilerFailed("inductor", RuntimeError("no C++ compiler"), None)
+
+    def broken_compile(model: nn.Module) -> nn.Module:
+        return Uncompilable(model)
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    config = TrainConfig(**{**QUICK.to_dict(), "steps": 2, "compile": True})
+    with pytest.raises(CompileFailed, match=r"torch\.compile failed .*no C\+\+ compiler.*; train without --compile"):
+        tiny.train(tiny.model(), tmp_path, config)

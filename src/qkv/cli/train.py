@@ -62,6 +62,13 @@ def register(subparsers: Any) -> None:
         help="forward-pass arithmetic: bfloat16 mixed precision (weights and optimizer stay float32) or float32; "
         "auto (default) picks bfloat16 where the processor multiplies it natively (AMX, AVX-512 BF16, CUDA)",
     )
+    parser.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="run the model through torch.compile: ~1.4x faster steps after a first step that compiles "
+        "(15-40 s, less with inductor's cache warm); pays off on runs of a few thousand steps",
+    )
     parser.add_argument("--out", help="run directory (default runs/NAME-TIMESTAMP; runs/latest points to it)")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     parser.set_defaults(handler=run)
@@ -98,6 +105,7 @@ def _train_config(args: argparse.Namespace, base: Any) -> Any:
         "eval_interval": args.eval_interval,
         "seed": args.seed,
         "precision": args.precision,
+        "compile": args.compile,
     }
     data = (base or TrainConfig()).to_dict()
     data.update({k: v for k, v in overrides.items() if v is not None})
@@ -165,7 +173,7 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     from qkv.model import Transformer, preset
     from qkv.text import default_corpus, encode_corpus, read_corpus, split_train_validation, train_tokenizer
     from qkv.text.tokenizers import tokenizer_from_json
-    from qkv.training import TrainingDiverged, load_checkpoint, load_weights, train
+    from qkv.training import CompileFailed, TrainingDiverged, load_checkpoint, load_weights, train
     from qkv.training.precision import resolve_precision
 
     def say(text: str) -> None:
@@ -222,6 +230,8 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         if precision == "bfloat16"
         else "precision: float32"
     )
+    if config.compile:
+        say("torch.compile: the first step compiles the model (cached on disk for later runs)")
     if not args.resume and distributed.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "source.txt").write_text(str(Path(args.corpus).resolve()) if args.corpus else "", encoding="utf-8")
@@ -239,7 +249,7 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
             on_event=progress.show,
             distributed=distributed,
         )
-    except TrainingDiverged as error:
+    except (TrainingDiverged, CompileFailed) as error:
         if progress.tty:
             say("")  # end the progress line rewritten in place
         raise UserError(str(error)) from None  # its message names the step, the checkpoint and the fix

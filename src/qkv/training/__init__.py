@@ -11,6 +11,7 @@ from qkv.training.checkpoint import (
 )
 from qkv.training.config import TrainConfig
 from qkv.training.loop import (
+    CompileFailed,
     TrainEvent,
     TrainingDiverged,
     TrainResult,
@@ -23,6 +24,7 @@ from qkv.training.loop import (
 __all__ = [
     "Checkpoint",
     "CheckpointError",
+    "CompileFailed",
     "Progress",
     "TrainConfig",
     "TrainEvent",

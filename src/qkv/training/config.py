@@ -18,7 +18,9 @@ class TrainConfig(ConfigData):
     first (``time_limit=None``: steps only). Validation loss is estimated every ``eval_interval`` steps on
     ``eval_batches`` batches, and a checkpoint is written then. ``precision`` is how the forward pass
     multiplies (:mod:`qkv.training.precision`): ``"auto"`` is bfloat16 mixed precision where the hardware has
-    bfloat16 matrix units and float32 elsewhere; a run records the concrete choice.
+    bfloat16 matrix units and float32 elsewhere; a run records the concrete choice. ``compile`` runs the
+    training step's model through :func:`torch.compile` (inductor, with its on-disk cache): the first step
+    pays for compiling, every later one is faster.
     """
 
     steps: int = 2000
@@ -35,6 +37,7 @@ class TrainConfig(ConfigData):
     eval_batches: int = 20
     seed: int = 1337
     precision: Precision = "auto"
+    compile: bool = False
 
     def __post_init__(self) -> None:
         name = type(self).__name__

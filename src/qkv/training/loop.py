@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Literal
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
@@ -32,6 +32,7 @@ from qkv.training.precision import mixed_precision, resolve_precision
 from qkv.training.schedule import learning_rate
 
 __all__ = [
+    "CompileFailed",
     "TrainEvent",
     "TrainResult",
     "TrainingDiverged",
@@ -44,6 +45,10 @@ __all__ = [
 
 class TrainingDiverged(RuntimeError):
     """The loss stopped being a finite number; the message names the step and the last good checkpoint."""
+
+
+class CompileFailed(RuntimeError):
+    """``torch.compile`` could not compile the model (the message says so and how to train without it)."""
 
 
 @dataclass(frozen=True)
@@ -200,6 +205,10 @@ def train(
     replica: nn.Module = model
     if distributed.enabled:
         replica = torch.nn.parallel.DistributedDataParallel(model)
+    if config.compile:
+        # One graph for the forward pass and one for the backward, fused by inductor; the weights stay the
+        # model's own, so checkpoints and validation (run on `model`, uncompiled) see every update.
+        replica = cast(nn.Module, torch.compile(replica))
     report = on_event if distributed.is_main else (lambda event: None)
 
     def checkpoint() -> Path:
@@ -241,7 +250,16 @@ def train(
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 inputs, targets = get_batch(train_ids, config.batch_size, context, batches)  # (B, T) each
-                loss = train_step(replica, optimizer, inputs[local], targets[local], config.grad_clip, config.precision)
+                try:
+                    loss = train_step(
+                        replica, optimizer, inputs[local], targets[local], config.grad_clip, config.precision
+                    )
+                except torch._dynamo.exc.BackendCompilerFailed as error:  # e.g. no C++ compiler on this machine
+                    cause = getattr(error, "inner_exception", error)
+                    reason = " ".join(str(cause).split())[:200]
+                    raise CompileFailed(
+                        f"torch.compile failed ({type(cause).__name__}: {reason}); train without --compile"
+                    ) from None
 
                 value = distributed.average(loss.item())
                 if not math.isfinite(value):
