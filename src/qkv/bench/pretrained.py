@@ -279,9 +279,9 @@ def _peer_decode(peer: Any, prompt: Sequence[int], steps: int) -> tuple[list[int
 def _qkv_decode(model: Any, prompt: Sequence[int], steps: int) -> tuple[list[int], float]:
     import torch
 
-    from qkv.pretrained.decoder import LlamaDecoder
+    from qkv.generation.fast_decoder import FastDecoder
 
-    decoder = LlamaDecoder(model.model, len(prompt) + steps)
+    decoder = FastDecoder(model.model, len(prompt) + steps)
     token = int(decoder.prefill(torch.tensor(list(prompt))).argmax())
     tokens = [token]
     start = time.perf_counter()
@@ -304,9 +304,9 @@ def _peer_prefill(peer: Any, prompt: Sequence[int]) -> float:
 def _qkv_prefill(model: Any, prompt: Sequence[int]) -> float:
     import torch
 
-    from qkv.pretrained.decoder import LlamaDecoder
+    from qkv.generation.fast_decoder import FastDecoder
 
-    decoder = LlamaDecoder(model.model, len(prompt))
+    decoder = FastDecoder(model.model, len(prompt))
     ids = torch.tensor(list(prompt))
     start = time.perf_counter()
     decoder.prefill(ids)

@@ -158,13 +158,18 @@ def run(args: argparse.Namespace) -> int:
     from qkv.training.distributed import setup_distributed
 
     distributed = setup_distributed()
-    try:
+    if not distributed.enabled:
         return _run(args, distributed)
-    finally:
-        if distributed.enabled:
-            import torch.distributed as dist
+    import torch.distributed as dist
 
-            dist.destroy_process_group()
+    try:
+        code = _run(args, distributed)
+        # Leave together: a rank that tore its process group down while another still ran (rank 0 writes the
+        # checkpoint and the loss curve after training) could abort in gloo's threads at exit.
+        dist.barrier()
+        return code
+    finally:
+        dist.destroy_process_group()
 
 
 def _run(args: argparse.Namespace, distributed: Any) -> int:
