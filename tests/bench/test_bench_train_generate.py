@@ -77,8 +77,36 @@ def test_the_train_benchmark_runs_every_case_through_the_cli(
         ms, best_ms, tokens_per_s = float(cells[0]), float(cells[1]), float(cells[2].replace(",", ""))
         assert ms >= best_ms > 0 and tokens_per_s > 0, case
     assert rows["peer"][3] == "1.00×"
-    assert re.search(r"^(PASS|FAIL)  qkv trains at ≥ 2× the peer's tokens/s", out, re.M)
+    assert re.search(r"^(PASS|FAIL)  qkv train trains at ≥ 2× the peer's tokens/s", out, re.M)
     assert "the losses agree" in err and "timing round 1/1" in err
+
+
+def test_a_case_in_a_process_of_its_own_trains_like_the_same_case_here(text_file: Path) -> None:
+    from qkv.bench.step_worker import StepWorker
+
+    params = {"case": "qkv", "layers": 1, "heads": 2, "width": 32, "context": 16, "batch": 2}
+    params.update(batches=4, seed=0, text=str(text_file))
+    worker = StepWorker("qkv.bench.train", "timing_case", params, checked_steps=3, threads=1)
+    try:
+        here = train.timing_case(**params)  # type: ignore[arg-type]
+        assert worker.losses == pytest.approx([float(here()) for _ in range(3)], abs=1e-6)
+        worker.steps = 2
+        worker()  # two more steps there; the pipe answers
+    finally:
+        worker.close()
+    assert worker._process.returncode == 0
+
+
+def test_the_train_benchmark_times_a_case_in_its_own_process_with_the_others(
+    short_samples: None, text_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(train, "IN_OWN_PROCESS", ("qkv-foreach",))  # the mechanism, without compiling
+    arguments = [*TINY_TRAIN, "--cases", "qkv,peer,qkv-foreach", "--text", str(text_file), "--no-memory"]
+    assert main(["bench", "train", *arguments]) == 0
+    out, err = capsys.readouterr()
+    assert "qkv-foreach: 3 checked steps (also the warm-up; in a process of its own)" in err
+    assert "the losses agree" in err
+    assert re.search(r"^qkv-foreach\s+\w+\s+[\d.]+\s+[\d.]+\s+[\d,]+\s+[\d.]+×", out, re.M), out
 
 
 def test_a_case_that_computes_something_else_stops_the_train_benchmark(

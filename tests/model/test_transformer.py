@@ -236,3 +236,15 @@ def test_a_tiny_causal_transformer_overfits_a_short_text() -> None:
     assert initial > 0.9 * math.log(len(alphabet))  # it starts from a guess
     assert final < 0.25 * initial, f"loss {initial:.3f} → {final:.3f}"
     assert time.perf_counter() - started < 60
+
+
+def test_the_sigmoid_form_of_tanh_gelu_is_the_same_function_as_pytorchs() -> None:
+    from qkv.model.transformer import gelu_tanh, gelu_tanh_as_sigmoid
+
+    x = torch.linspace(-12, 12, 100_001, dtype=torch.float64, requires_grad=True)
+    reference = F.gelu(x, approximate="tanh")
+    torch.testing.assert_close(gelu_tanh_as_sigmoid(x), reference, rtol=0, atol=1e-14)
+    torch.testing.assert_close(gelu_tanh(x), reference, rtol=0, atol=0)  # eagerly: PyTorch's own kernel
+    (grad,) = torch.autograd.grad(gelu_tanh_as_sigmoid(x).sum(), x)
+    (reference_grad,) = torch.autograd.grad(reference.sum(), x)
+    torch.testing.assert_close(grad, reference_grad, rtol=0, atol=1e-13)
