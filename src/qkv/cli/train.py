@@ -66,7 +66,7 @@ def register(subparsers: Any) -> None:
         "--compile",
         action="store_true",
         default=None,
-        help="run the model through torch.compile: 1.2-1.4x faster steps here, after a first step that compiles "
+        help="run the model through torch.compile: ~1.4x faster steps here, after a first step that compiles "
         "(15-40 s, less with inductor's cache warm); pays off on runs of a few thousand steps",
     )
     parser.add_argument("--out", help="run directory (default runs/NAME-TIMESTAMP; runs/latest points to it)")
