@@ -34,6 +34,7 @@ from qkv.attention import attend
 from qkv.bench import BenchmarkError, memory, timing
 from qkv.bench.report import (
     Verdict,
+    add_report_arguments,
     format_ms,
     format_table,
     format_verdicts,
@@ -410,18 +411,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--threads", type=positive_int, default=None, metavar="N", help="torch threads (default: torch's default)"
     )
-    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for BENCHMARKS.md)")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")
+    add_report_arguments(parser)
 
 
 def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
     """Run with the parsed options, progress on ``log`` and the report on ``out``."""
     config = AttentionBenchConfig(sizes=args.sizes, rounds=args.repeats, threads=args.threads)
-    return run_and_report(
-        lambda progress: run(config, progress),
-        lambda report: format_report(report, markdown=args.markdown),
-        verdicts,
-        strict=args.strict,
-        out=out,
-        log=log,
-    )
+    return run_and_report(args, lambda progress: run(config, progress), format_report, verdicts, out=out, log=log)

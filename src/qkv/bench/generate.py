@@ -36,6 +36,7 @@ from qkv.bench import BenchmarkError, memory, timing
 from qkv.bench.peers import gpt2_peer, qkv_twin
 from qkv.bench.report import (
     Verdict,
+    add_report_arguments,
     format_ms,
     format_table,
     format_verdicts,
@@ -383,8 +384,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     for name in ("layers", "heads", "width", "context"):
         parser.add_argument(f"--{name}", type=positive_int, default=getattr(defaults, name), metavar="N")
     parser.add_argument("--no-memory", action="store_true", help="skip the fresh-process memory measurements")
-    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")
+    add_report_arguments(parser)
 
 
 def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
@@ -398,11 +398,4 @@ def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
         threads=args.threads,
         measure_memory=not args.no_memory,
     )
-    return run_and_report(
-        lambda progress: run(config, progress),
-        lambda report: format_report(report, markdown=args.markdown),
-        verdicts,
-        strict=args.strict,
-        out=out,
-        log=log,
-    )
+    return run_and_report(args, lambda progress: run(config, progress), format_report, verdicts, out=out, log=log)

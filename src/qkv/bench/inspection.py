@@ -31,7 +31,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
 from qkv.bench import BenchmarkError, memory
-from qkv.bench.report import Verdict, format_table, format_verdicts, load_average, positive_int, run_and_report
+from qkv.bench.report import (
+    Verdict,
+    add_report_arguments,
+    format_table,
+    format_verdicts,
+    load_average,
+    positive_int,
+    run_and_report,
+)
 
 if TYPE_CHECKING:
     from qkv.pretrained import PretrainedTokenizer
@@ -299,8 +307,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="the model qkv attend runs (default minilm)",
     )
     parser.add_argument("--threads", type=positive_int, default=None, metavar="N", help="torch threads of the trace")
-    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")
+    add_report_arguments(parser)
 
 
 def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
@@ -311,11 +318,4 @@ def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
         attend_model=args.attend_model,
         threads=args.threads,
     )
-    return run_and_report(
-        lambda progress: run(config, progress),
-        lambda report: format_report(report, markdown=args.markdown),
-        verdicts,
-        strict=args.strict,
-        out=out,
-        log=log,
-    )
+    return run_and_report(args, lambda progress: run(config, progress), format_report, verdicts, out=out, log=log)

@@ -41,7 +41,15 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from qkv.bench import BenchmarkError
-from qkv.bench.report import Verdict, format_table, format_verdicts, load_average, positive_int, run_and_report
+from qkv.bench.report import (
+    Verdict,
+    add_report_arguments,
+    format_table,
+    format_verdicts,
+    load_average,
+    positive_int,
+    run_and_report,
+)
 from qkv.bench.timing import paired_ratio
 
 __all__ = [
@@ -754,8 +762,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="MiniLM sentences (default 1000)",
     )
-    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for BENCHMARKS.md)")
-    parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")
+    add_report_arguments(parser)
 
 
 def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
@@ -764,12 +771,7 @@ def run_cli(args: argparse.Namespace, out: TextIO, log: TextIO) -> int:
         rounds=args.rounds, threads=args.threads, dtypes=args.dtypes, sections=args.only, sentences=args.sentences
     )
     return run_and_report(
-        lambda progress: run(config, progress=progress),
-        lambda report: format_report(report, markdown=args.markdown),
-        verdicts,
-        strict=args.strict,
-        out=out,
-        log=log,
+        args, lambda progress: run(config, progress=progress), format_report, verdicts, out=out, log=log
     )
 
 

@@ -9,7 +9,16 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol, TextIO, TypeVar
 
-__all__ = ["Verdict", "format_ms", "format_table", "format_verdicts", "load_average", "positive_int", "run_and_report"]
+__all__ = [
+    "Verdict",
+    "add_report_arguments",
+    "format_ms",
+    "format_table",
+    "format_verdicts",
+    "load_average",
+    "positive_int",
+    "run_and_report",
+]
 
 
 def format_table(
@@ -87,25 +96,33 @@ def positive_int(text: str) -> int:
     return value
 
 
-class _HasStatus(Protocol):
-    @property
-    def status(self) -> str: ...
-
-
 ReportT = TypeVar("ReportT")
 
 
+ReportIn = TypeVar("ReportIn", contravariant=True)
+
+
+class _FormatReport(Protocol[ReportIn]):
+    def __call__(self, report: ReportIn, *, markdown: bool = False) -> str: ...
+
+
+def add_report_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options every benchmark shares: ``--markdown`` tables and ``--strict`` exit status."""
+    parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown (for BENCHMARKS.md)")
+    parser.add_argument("--strict", action="store_true", help="exit with status 1 if a target fails")
+
+
 def run_and_report(
+    args: argparse.Namespace,
     run: Callable[[Callable[[str], None]], ReportT],
-    format_report: Callable[[ReportT], str],
-    verdicts: Callable[[ReportT], Sequence[_HasStatus]],
+    format_report: _FormatReport[ReportT],
+    verdicts: Callable[[ReportT], Sequence[Verdict]],
     *,
-    strict: bool,
     out: TextIO,
     log: TextIO,
 ) -> int:
-    """The glue every benchmark case shares: timed progress on ``log``, the report on ``out``, and exit
-    status 1 when ``strict`` and a target failed."""
+    """The glue every benchmark shares: timed progress on ``log``, the report on ``out`` (Markdown with
+    ``args.markdown``), and exit status 1 when ``args.strict`` and a target failed."""
     start = time.perf_counter()
 
     def progress(message: str) -> None:
@@ -114,7 +131,7 @@ def run_and_report(
 
     report = run(progress)
     progress("done")
-    out.write(format_report(report))
+    out.write(format_report(report, markdown=args.markdown))
     out.flush()
     failed = any(verdict.status == "FAIL" for verdict in verdicts(report))
-    return 1 if failed and strict else 0
+    return 1 if failed and args.strict else 0
