@@ -223,3 +223,11 @@ def test_a_file_of_no_known_format_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes.txt").write_text("hello")
     with pytest.raises(InputError, match=r"neither a GGUF file nor a model directory"):
         load(tmp_path / "notes.txt")
+
+
+def test_a_config_missing_a_field_names_the_file_once(tmp_path: Path) -> None:
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "llama"}))
+    with pytest.raises(InputError) as error:
+        load(str(tmp_path))
+    message = str(error.value)
+    assert "lacks 'hidden_size'" in message and message.count(str(tmp_path / "config.json")) == 1, message

@@ -52,6 +52,8 @@ def read_hf_dir(directory: Path) -> Parts:
     to_config, rename = family
     try:
         config = to_config(hf, config_path)
+    except PretrainedError:  # already names the file
+        raise
     except (ConfigError, TypeError, ValueError) as error:  # a config value of the wrong kind or range
         raise PretrainedError(f"{config_path}: {error}") from None
     tokenizer = None  # read first: a mismatch is found before the weights are read
