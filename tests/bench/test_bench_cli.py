@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 import torch
@@ -110,3 +111,17 @@ def test_every_registered_benchmark_provides_the_two_functions() -> None:
     for name in BENCHMARKS:
         module = load(name)
         assert callable(module.add_arguments) and callable(module.run_cli)
+
+
+def test_values_the_parser_lets_through_but_a_benchmark_refuses_are_one_line_too(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    short = tmp_path / "short.txt"
+    short.write_text("abc\n", encoding="utf-8")
+    for argv, said in (
+        (["generate", "--context", "1", "--no-memory"], "GenerateBenchConfig.context must be at least 2"),
+        (["train", "--text", str(short), "--no-memory"], "the text has 4 tokens; one batch row needs"),
+    ):
+        assert main(["bench", *argv]) == 2
+        _, err = capsys.readouterr()
+        assert err.count("\n") == 1 and said in err and "Traceback" not in err, err

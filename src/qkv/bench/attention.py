@@ -42,6 +42,7 @@ from qkv.bench.report import (
     positive_int,
     run_and_report,
 )
+from qkv.errors import ConfigError
 from qkv.shapes import Tensor
 
 __all__ = [
@@ -123,11 +124,11 @@ class AttentionBenchConfig:
     def __post_init__(self) -> None:
         for name in ("batch", "heads", "head_width", "rounds"):
             if getattr(self, name) < 1:
-                raise ValueError(f"AttentionBenchConfig.{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"AttentionBenchConfig.{name} must be at least 1, got {getattr(self, name)}")
         if not self.sizes or min(self.sizes) < 1:
-            raise ValueError(f"AttentionBenchConfig.sizes must be positive lengths, got {self.sizes}")
+            raise ConfigError(f"AttentionBenchConfig.sizes must be positive lengths, got {self.sizes}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"AttentionBenchConfig.threads must be at least 1, got {self.threads}")
+            raise ConfigError(f"AttentionBenchConfig.threads must be at least 1, got {self.threads}")
 
 
 @dataclass(frozen=True)

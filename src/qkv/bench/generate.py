@@ -44,6 +44,7 @@ from qkv.bench.report import (
     positive_int,
     run_and_report,
 )
+from qkv.errors import ConfigError
 from qkv.generation import SamplingConfig, generate, generate_uncached
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import Tensor
@@ -90,11 +91,11 @@ class GenerateBenchConfig:
     def __post_init__(self) -> None:
         for name in ("layers", "heads", "width", "vocab_size", "tokens", "rounds"):
             if getattr(self, name) < 1:
-                raise ValueError(f"GenerateBenchConfig.{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"GenerateBenchConfig.{name} must be at least 1, got {getattr(self, name)}")
         if self.context < 2:
-            raise ValueError(f"GenerateBenchConfig.context must be at least 2, got {self.context}")
+            raise ConfigError(f"GenerateBenchConfig.context must be at least 2, got {self.context}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"GenerateBenchConfig.threads must be at least 1, got {self.threads}")
+            raise ConfigError(f"GenerateBenchConfig.threads must be at least 1, got {self.threads}")
 
     @property
     def peer_tokens(self) -> int:

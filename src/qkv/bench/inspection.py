@@ -40,6 +40,7 @@ from qkv.bench.report import (
     positive_int,
     run_and_report,
 )
+from qkv.errors import ConfigError
 
 if TYPE_CHECKING:
     from qkv.pretrained import PretrainedTokenizer
@@ -75,7 +76,7 @@ class InspectBenchConfig:
     def __post_init__(self) -> None:
         for name in ("rounds", "tokens"):
             if getattr(self, name) < 1:
-                raise ValueError(f"InspectBenchConfig.{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"InspectBenchConfig.{name} must be at least 1, got {getattr(self, name)}")
 
     @property
     def attend_command(self) -> list[str]:
@@ -143,9 +144,7 @@ class InspectReport:
 
 def _wall_time(command: Sequence[str], timeout_s: float) -> float:
     """Seconds from start to exit of ``command`` (its output dropped); a failure is a :class:`BenchmarkError`."""
-    source_root = str(Path(__file__).resolve().parents[2])  # the folder holding qkv/: run this qkv
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH", "")) if p)
+    env = memory.worker_env()  # runs this qkv
     start = time.perf_counter()
     try:
         done = subprocess.run(

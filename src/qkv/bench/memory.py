@@ -49,6 +49,15 @@ _CLEAR_REFS = Path("/proc/self/clear_refs")
 WORKER_ENV = {"MALLOC_MMAP_THRESHOLD_": "65536"}
 
 
+def worker_env(**extra: str) -> dict[str, str]:
+    """The environment of a benchmark's child process: this one's, plus ``extra``, with the folder holding
+    this ``qkv`` first on ``PYTHONPATH`` so that the child imports the very code being measured."""
+    source_root = str(Path(__file__).resolve().parents[2])
+    env = dict(os.environ, **extra)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH", "")) if p)
+    return env
+
+
 def supported() -> bool:
     """True where the high-water mark can be read and reset (Linux 4.0 or later)."""
     return _STATUS.is_file() and _CLEAR_REFS.exists() and os.access(_CLEAR_REFS, os.W_OK)
@@ -126,9 +135,7 @@ def measure_peak_in_subprocess(case: MemoryCase, *, threads: int, timeout_s: flo
     """:func:`measure_peak` of one call of ``case`` (after a warm-up call), in a fresh worker process."""
     if not supported():
         raise BenchmarkError("measuring peak memory needs Linux /proc/self/status and /proc/self/clear_refs")
-    source_root = str(Path(__file__).resolve().parents[2])  # the folder holding qkv/: the worker imports this qkv
-    env = dict(os.environ, **WORKER_ENV)
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH", "")) if p)
+    env = worker_env(**WORKER_ENV)
     command = [
         sys.executable,
         "-m",

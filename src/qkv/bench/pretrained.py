@@ -40,7 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from qkv.bench import BenchmarkError
+from qkv.bench import BenchmarkError, memory
 from qkv.bench.report import (
     Verdict,
     add_report_arguments,
@@ -483,11 +483,12 @@ def _minilm(config: PretrainedBenchConfig, say: Callable[[str], None]) -> list[T
 
 def _probe(case: str, threads: int) -> dict[str, float]:
     """Run ``python -m qkv.bench.pretrained probe CASE`` and read its JSON line."""
-    source_root = str(Path(__file__).resolve().parents[2])
-    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
-    env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH", "")) if p)
+    env = memory.worker_env(HF_HUB_OFFLINE="1", TRANSFORMERS_VERBOSITY="error")
     command = [sys.executable, "-m", "qkv.bench.pretrained", "probe", case, "--threads", str(threads)]
-    done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    try:
+        done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, check=False)
+    except subprocess.TimeoutExpired:
+        raise BenchmarkError(f"the load probe for {case} ran past 600 s") from None
     if done.returncode != 0:
         tail = " | ".join(done.stderr.strip().splitlines()[-3:]) or "no message"
         raise BenchmarkError(f"the load probe for {case} failed with exit status {done.returncode}: {tail}")

@@ -21,14 +21,12 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import IO
 
-from qkv.bench import BenchmarkError
+from qkv.bench import BenchmarkError, memory
 
 __all__ = ["StepWorker", "main"]
 
@@ -39,9 +37,7 @@ class StepWorker:
     def __init__(
         self, module: str, factory: str, params: Mapping[str, object], *, checked_steps: int, threads: int
     ) -> None:
-        source_root = str(Path(__file__).resolve().parents[2])  # the folder holding qkv/: the worker imports it
-        env = dict(os.environ)
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (source_root, env.get("PYTHONPATH", "")) if p)
+        env = memory.worker_env()  # the worker imports this qkv
         command = [sys.executable, "-m", "qkv.bench.step_worker", module, factory, json.dumps(dict(params))]
         command += ["--checked-steps", str(checked_steps), "--threads", str(threads)]
         self.name = f"{factory}({params.get('case', '')})"

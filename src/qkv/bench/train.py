@@ -58,9 +58,10 @@ from qkv.bench.report import (
     run_and_report,
 )
 from qkv.bench.step_worker import StepWorker
+from qkv.errors import ConfigError
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import Tensor
-from qkv.text import default_corpus, encode_corpus, read_corpus, train_tokenizer
+from qkv.text import CorpusError, default_corpus, encode_corpus, read_corpus, train_tokenizer
 from qkv.training import TrainConfig, configure_optimizer, train_step
 from qkv.training.data import get_batch
 from qkv.training.precision import ResolvedPrecision, resolve_precision
@@ -126,12 +127,12 @@ class TrainBenchConfig:
     def __post_init__(self) -> None:
         for name in ("layers", "heads", "width", "context", "batch", "rounds", "batches"):
             if getattr(self, name) < 1:
-                raise ValueError(f"TrainBenchConfig.{name} must be at least 1, got {getattr(self, name)}")
+                raise ConfigError(f"TrainBenchConfig.{name} must be at least 1, got {getattr(self, name)}")
         unknown = [case for case in self.cases if case not in CASES]
         if unknown or not self.cases:
-            raise ValueError(f"TrainBenchConfig.cases must name some of {', '.join(CASES)}, got {self.cases}")
+            raise ConfigError(f"TrainBenchConfig.cases must name some of {', '.join(CASES)}, got {self.cases}")
         if self.threads is not None and self.threads < 1:
-            raise ValueError(f"TrainBenchConfig.threads must be at least 1, got {self.threads}")
+            raise ConfigError(f"TrainBenchConfig.threads must be at least 1, got {self.threads}")
 
 
 def model_config(config: TrainBenchConfig, vocab_size: int) -> TransformerConfig:
@@ -229,6 +230,11 @@ def _load_ids(text: str | None) -> tuple[Tensor, int, str]:
 
 
 def _batches(ids: Tensor, config: TrainBenchConfig) -> list[tuple[Tensor, Tensor]]:
+    if len(ids) < config.context + 1:
+        raise CorpusError(
+            f"the text has {len(ids)} tokens; one batch row needs context + 1 = {config.context + 1}: "
+            "give a longer --text or a smaller --context"
+        )
     generator = torch.Generator().manual_seed(config.seed)
     return [get_batch(ids, config.batch, config.context, generator) for _ in range(config.batches)]
 
