@@ -119,7 +119,7 @@ def smollm2() -> Any:
 def test_smollm2_rows_match_a_full_forward_pass_and_the_tokens_match_its_fast_twin(smollm2: Any) -> None:
     ids = smollm2.encode(smollm2.chat_prompt("What is the capital of France?"))
     steps = list(generate_attending(smollm2.model, ids, 4, stop_ids=smollm2.stop_ids))
-    assert [step.token for step in steps] == list(smollm2.stream(ids, 4))  # LlamaDecoder, no capture
+    assert [step.token for step in steps] == list(smollm2.stream(ids, 4))  # FastDecoder, no capture
     assert smollm2.decode([step.token for step in steps]) == "The capital of France"
     for step in steps:
         assert step.keys == tuple(ids + [s.token for s in steps])[: len(step.keys)] and step.weights.shape[0] == 9

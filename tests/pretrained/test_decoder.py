@@ -1,4 +1,4 @@
-"""LlamaDecoder (qkv.generation's FastDecoder), the fast twin of the Transformer's cached forward pass, on a
+"""qkv.generation's FastDecoder, the fast twin of the Transformer's cached forward pass, on a
 Llama-family GGUF: the same logits at every step, for a prompt given at once or in parts, in float32 and int4;
 a capture hook keeps generation on the Transformer."""
 
@@ -11,9 +11,8 @@ import pytest
 import torch
 
 from qkv.generation import decode_one_token, prefill
+from qkv.generation.fast_decoder import FastDecoder, supports
 from qkv.pretrained import PretrainedModel, load
-from qkv.pretrained.decoder import LlamaDecoder, supports
-from qkv.shapes import ShapeError
 
 from .conftest import transformers_or_skip
 from .tiny import gguf_tensors, tiny_llama, write_gguf
@@ -42,7 +41,7 @@ def transformer_steps(model: PretrainedModel, prompt: list[int], tokens: list[in
 def decoder_steps(
     model: PretrainedModel, prompt: list[int], tokens: list[int], split: int | None = None
 ) -> torch.Tensor:
-    decoder = LlamaDecoder(model.model, len(prompt) + len(tokens))
+    decoder = FastDecoder(model.model, len(prompt) + len(tokens))
     if split is None:
         rows = [decoder.prefill(torch.tensor(prompt))]
     else:  # the prompt in two parts: the second part's queries see the cached keys and their own past
@@ -77,8 +76,8 @@ def test_generation_goes_through_the_decoder_and_gives_the_transformers_tokens(
     modules = generate(model.model, torch.tensor([prompt]), 12, greedy, decode=decode_one_token)  # the Transformer
     expected = [int(t) for t in modules]
     steps: list[int] = []
-    decode = LlamaDecoder.decode
-    monkeypatch.setattr(LlamaDecoder, "decode", lambda self, token: steps.append(1) or decode(self, token))
+    decode = FastDecoder.decode
+    monkeypatch.setattr(FastDecoder, "decode", lambda self, token: steps.append(1) or decode(self, token))
     assert list(model.stream(prompt, 12, stop_at_eos=False)) == expected
     assert len(steps) == 11  # every token but the last read back in by the decoder
 
@@ -96,14 +95,3 @@ def test_a_capture_hook_keeps_generation_on_the_transformer(q4_gguf: Path) -> No
     finally:
         attention.weights_hook = None
     assert seen[0] == (1, 4, 12, 12) and len(seen) == 6  # the prompt, then one row per new token but the last
-
-
-def test_the_cache_holds_what_it_was_made_for(q4_gguf: Path) -> None:
-    model = load(q4_gguf)
-    decoder = LlamaDecoder(model.model, 4)
-    decoder.prefill(torch.tensor([1, 2, 3]))
-    decoder.decode(4)
-    with pytest.raises(ShapeError, match=r"holds 4 positions and has 4; 1 more do not fit"):
-        decoder.decode(5)
-    with pytest.raises(ShapeError, match=r"capacity must be 1…64"):
-        LlamaDecoder(model.model, 65)

@@ -169,10 +169,10 @@ def test_int4_holds_the_model_in_under_a_quarter_of_float32s_bytes(ours: Pretrai
 
 def test_the_fast_decoder_matches_the_transformer(ours: PretrainedModel) -> None:
     from qkv.generation import decode_one_token, prefill
-    from qkv.pretrained.decoder import LlamaDecoder
+    from qkv.generation.fast_decoder import FastDecoder
 
     prompt = ours.encode(PROMPTS[0])
-    decoder = LlamaDecoder(ours.model, len(prompt) + 8)
+    decoder = FastDecoder(ours.model, len(prompt) + 8)
     cache = ours.model.new_cache(1, len(prompt) + 8)
     with torch.inference_mode():
         expected, got = prefill(ours.model, torch.tensor([prompt]), cache)[0], decoder.prefill(torch.tensor(prompt))

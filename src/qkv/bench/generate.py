@@ -45,7 +45,7 @@ from qkv.bench.report import (
     run_and_report,
 )
 from qkv.errors import ConfigError
-from qkv.generation import SamplingConfig, generate, generate_uncached
+from qkv.generation import GREEDY, generate, generate_uncached
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import Tensor
 
@@ -62,7 +62,6 @@ __all__ = [
     "verdicts",
 ]
 
-GREEDY = SamplingConfig(temperature=0)
 INIT_STD = 0.3
 MIN_OVER_UNCACHED = 5.0
 MIN_OVER_PEER = 2.0

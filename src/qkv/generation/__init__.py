@@ -1,9 +1,10 @@
 """Generating text: sampling, prefill, one-token decode steps over the KV cache."""
 
 from qkv.generation.generate import DecodeStep, decode_one_token, generate, generate_uncached, prefill
-from qkv.generation.sampling import SamplingConfig, sample_next
+from qkv.generation.sampling import GREEDY, SamplingConfig, sample_next
 
 __all__ = [
+    "GREEDY",
     "DecodeStep",
     "SamplingConfig",
     "decode_one_token",

@@ -9,7 +9,7 @@ import torch
 from qkv.errors import ConfigError, check_positive
 from qkv.shapes import Tensor
 
-__all__ = ["SamplingConfig", "sample_next"]
+__all__ = ["GREEDY", "SamplingConfig", "sample_next"]
 
 
 @dataclass(frozen=True)
@@ -28,6 +28,10 @@ class SamplingConfig:
             check_positive(name, "top_k", self.top_k)
         if self.top_p is not None and not 0 < self.top_p <= 1:
             raise ConfigError(f"{name}.top_p must be in (0, 1], got {self.top_p}")
+
+
+#: Always the most likely token: what tests, benchmarks and chat answers use.
+GREEDY = SamplingConfig(temperature=0.0)
 
 
 def sample_next(logits: Tensor, config: SamplingConfig, generator: torch.Generator | None = None) -> Tensor:

@@ -24,14 +24,12 @@ import torch
 
 from qkv.attention.kv_cache import KVCache
 from qkv.errors import InputError
-from qkv.generation import SamplingConfig, decode_one_token, generate
-from qkv.inspection.capture import capture_attention
+from qkv.generation import GREEDY, SamplingConfig, decode_one_token, generate
+from qkv.inspection.capture import capture_attention, layer_numbers
 from qkv.model.transformer import Transformer
 from qkv.shapes import Tensor
 
 __all__ = ["AttendedToken", "generate_attending"]
-
-GREEDY = SamplingConfig(temperature=0.0)
 
 
 @dataclass(frozen=True, eq=False)
@@ -82,10 +80,7 @@ def generate_attending(
     token in ``stop_ids`` (an end-of-turn token), which is not yielded. Each token is yielded once its row is
     known, that is once the next token has been chosen: the stream runs one step behind ``generate``.
     """
-    count = len(model.blocks)
-    if not -count <= layer < count:
-        raise InputError(f"layer {layer} is out of range; this model has layers 0…{count - 1}")
-    chosen = layer % count
+    (chosen,) = layer_numbers(model, [layer])
     rows: list[Tensor] = []
 
     def decode(network: Transformer, token: Tensor, cache: list[KVCache]) -> Tensor:

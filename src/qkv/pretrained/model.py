@@ -28,7 +28,7 @@ import torch.nn.functional as F
 
 from qkv.errors import InputError
 from qkv.generation.generate import generate
-from qkv.generation.sampling import SamplingConfig
+from qkv.generation.sampling import GREEDY, SamplingConfig
 from qkv.model.config import TransformerConfig
 from qkv.model.transformer import Transformer
 from qkv.pretrained.assemble import Parts, build
@@ -40,9 +40,7 @@ from qkv.pretrained.registry import PACKAGED, PretrainedError, find_packaged, pi
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import ShapeError, Tensor
 
-__all__ = ["GREEDY", "PretrainedModel", "load", "read_parts"]
-
-GREEDY = SamplingConfig(temperature=0.0)
+__all__ = ["PretrainedModel", "load", "read_parts"]
 
 
 def load(name_or_path: str | os.PathLike[str], *, dtype: str = "float32") -> PretrainedModel:
