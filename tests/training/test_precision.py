@@ -21,10 +21,17 @@ from .conftest import QUICK, Tiny
 CPU = torch.device("cpu")
 
 
-def test_auto_is_bfloat16_exactly_where_the_processor_multiplies_it_natively() -> None:
-    native = torch.cpu._is_amx_tile_supported() or torch.cpu._is_avx512_bf16_supported()
-    assert native_bfloat16(CPU) == native
-    assert resolve_precision("auto", CPU) == ("bfloat16" if native else "float32")
+@pytest.mark.parametrize(
+    ("amx", "avx512_bf16", "chosen"),
+    [(True, False, "bfloat16"), (False, True, "bfloat16"), (True, True, "bfloat16"), (False, False, "float32")],
+)
+def test_auto_is_bfloat16_exactly_where_the_processor_multiplies_it_natively(
+    amx: bool, avx512_bf16: bool, chosen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: amx)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: avx512_bf16)
+    assert native_bfloat16(CPU) == (chosen == "bfloat16")
+    assert resolve_precision("auto", CPU) == chosen
     assert resolve_precision("float32", CPU) == "float32" and resolve_precision("bfloat16", CPU) == "bfloat16"
     with pytest.raises(ValueError, match="precision must be one of auto, float32, bfloat16, got 'fp16'"):
         resolve_precision("fp16", CPU)
@@ -87,10 +94,15 @@ def test_a_bfloat16_step_follows_the_float32_step_closely_but_not_exactly(tiny: 
     assert mixed != full  # it did run in a different precision
 
 
-def test_a_run_records_the_precision_auto_chose(tiny: Tiny, tmp_path: Path) -> None:
+@pytest.mark.parametrize(("native", "chosen"), [(True, "bfloat16"), (False, "float32")])
+def test_a_run_records_the_precision_auto_chose(
+    tiny: Tiny, tmp_path: Path, native: bool, chosen: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: native)
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: native)
     config = TrainConfig(**{**QUICK.to_dict(), "steps": 2, "precision": "auto"})
     tiny.train(tiny.model(), tmp_path, config)
-    assert load_checkpoint(tmp_path).train_config.precision == resolve_precision("auto", CPU)
+    assert load_checkpoint(tmp_path).train_config.precision == chosen  # never "auto"
 
 
 def test_the_loss_is_float32_whatever_the_forward_pass(tiny: Tiny) -> None:

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from qkv.article.tour_base import Figure
     from qkv.inspection.trace import AttentionTrace
 
-LANGUAGES = ("en", "es")
+LANGUAGES = ("en", "es")  # qkv.article.messages.LANGS, without importing torch to build the parser
 
 
 def register(subparsers: Any) -> None:

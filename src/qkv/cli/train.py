@@ -58,7 +58,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--seed", type=int, help="random seed (default 1337)")
     parser.add_argument(
         "--precision",
-        choices=("auto", "float32", "bfloat16"),
+        choices=("auto", "float32", "bfloat16"),  # qkv.training.precision.PRECISIONS, without importing torch here
         help="forward-pass arithmetic: bfloat16 mixed precision (weights and optimizer stay float32) or float32; "
         "auto (default) picks bfloat16 where the processor multiplies it natively (AMX, AVX-512 BF16, CUDA)",
     )
