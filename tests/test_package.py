@@ -79,10 +79,11 @@ def test_the_import_scanner_resolves_relative_and_from_imports() -> None:
 # Importing the top-level façade ``qkv`` is not allowed either: it lazily reaches every layer.
 ALLOWED = {
     "errors": ("qkv.errors",),
+    "files": ("qkv.files",),
     "shapes": ("qkv.shapes", "qkv.errors"),
     "attention": ("qkv.attention", "qkv.shapes", "qkv.errors"),
     "model": ("qkv.model", "qkv.attention", "qkv.shapes", "qkv.errors"),
-    "text": ("qkv.text", "qkv.errors"),
+    "text": ("qkv.text", "qkv.errors", "qkv.files"),
     "generation": ("qkv.generation", "qkv.model", "qkv.attention", "qkv.shapes", "qkv.errors"),
     "inspection": (
         "qkv.inspection",
@@ -92,9 +93,10 @@ ALLOWED = {
         "qkv.text",
         "qkv.shapes",
         "qkv.errors",
+        "qkv.files",
         "qkv.render.html",  # lazily, for AttentionTrace._repr_html_ in notebooks
     ),
-    "render": ("qkv.render", "qkv.inspection", "qkv.shapes", "qkv.errors"),
+    "render": ("qkv.render", "qkv.inspection", "qkv.shapes", "qkv.errors", "qkv.files"),
     "training": ("qkv.training", "qkv.model", "qkv.attention", "qkv.text", "qkv.shapes", "qkv.errors", "qkv._version"),
     "pretrained": (
         "qkv.pretrained",

@@ -32,7 +32,7 @@ def emit(output: str | None, content: str | bytes) -> None:
     if output is None:
         sys.stdout.write(data.decode("utf-8"))
         return
-    from qkv.inspection.trace import write_atomically
+    from qkv.files import write_atomically
 
     try:
         write_atomically(output, data)

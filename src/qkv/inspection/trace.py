@@ -21,7 +21,6 @@ import base64
 import json
 import os
 import re
-import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +30,7 @@ import numpy as np
 import torch
 
 from qkv.errors import InputError
+from qkv.files import write_atomically
 from qkv.inspection.capture import attention_hooks, layer_numbers
 from qkv.model.transformer import Transformer
 from qkv.shapes import Tensor
@@ -226,28 +226,6 @@ def _ranges(numbers: Sequence[int]) -> str:
             parts.append(str(start) if start == previous else f"{start}…{previous}")
         start = previous = number
     return ", ".join(parts)
-
-
-def write_atomically(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` beside ``path`` and rename it into place, with the permissions a plain ``open`` would give
-    (``mkstemp`` makes its files private)."""
-    target = Path(path)
-    handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(data)
-        os.chmod(temporary, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask())
-        os.replace(temporary, target)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return target
-
-
-def _umask() -> int:
-    mask = os.umask(0)  # reading the umask means setting it; set it straight back
-    os.umask(mask)
-    return mask
 
 
 _SHOWN = {" ": "␣", "\n": "⏎", "\t": "⇥", "\r": "␍"}

