@@ -18,6 +18,7 @@ generation on the module tree.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from typing import Protocol
 
 import torch
 
@@ -74,49 +75,79 @@ def generate(
     if prompt.shape[1] > context:
         raise ShapeError(f"the prompt has {prompt.shape[1]} tokens; this model's context holds {context}")
     model.eval()
+    steps: _Steps
     if decode is None and prompt.shape[0] == 1 and fast_decoder.supports(model):
-        yield from _generate_fast(model, prompt, max_new_tokens, sampling, generator)
-        return
-    step = decode_one_token if decode is None else decode
-    batch, window = prompt.shape[0], prompt
+        steps = _FastSteps(model)
+    else:
+        steps = _ModuleSteps(model, decode_one_token if decode is None else decode)
+    window = prompt
     # The positions this generation reaches, if it never crops: a Llama's context is thousands of positions.
-    capacity = min(context, prompt.shape[1] + max_new_tokens)
-    cache = model.new_cache(batch, capacity)
-    logits = prefill(model, window, cache)
+    logits = steps.start(window, min(context, prompt.shape[1] + max_new_tokens))  # (B, V)
     for _ in range(max_new_tokens):
         token = sample_next(logits, sampling, generator)  # (B,)
         yield token
         window = torch.cat([window, token[:, None]], dim=1)  # (B, T + 1)
         if window.shape[1] > context:
             window = window[:, -(context // 2 + 1) :]  # keep the newest half (and the new token)
-            cache = model.new_cache(batch, context)
-            if window.shape[1] > 1:
-                model.hidden_states(window[:, :-1], cache=cache)  # fills the cache; the logits come from decode
-        logits = step(model, token, cache)
+            steps.restart(window[:, :-1], context)  # the newest token goes through the step below
+        logits = steps.step(token)
 
 
-def _generate_fast(
-    model: Transformer,
-    prompt: Tensor,
-    max_new_tokens: int,
-    sampling: SamplingConfig,
-    generator: torch.Generator | None,
-) -> Iterator[Tensor]:
-    """:func:`generate`'s loop at batch 1 through :class:`~qkv.generation.fast_decoder.FastDecoder`: the same
-    sampling calls, the same crops, the same tokens."""
-    context, window = model.config.context, prompt  # (1, T)
-    decoder = fast_decoder.FastDecoder(model, min(context, prompt.shape[1] + max_new_tokens))
-    logits = decoder.prefill(window[0])[None]  # (1, V)
-    for _ in range(max_new_tokens):
-        token = sample_next(logits, sampling, generator)  # (1,)
-        yield token
-        window = torch.cat([window, token[:, None]], dim=1)  # (1, T + 1)
-        if window.shape[1] > context:
-            window = window[:, -(context // 2 + 1) :]  # keep the newest half (and the new token)
-            decoder = fast_decoder.FastDecoder(model, context)
-            if window.shape[1] > 1:
-                decoder.prefill(window[0, :-1])  # fills the cache; the logits come from decode
-        logits = decoder.decode(token)[None]  # (1, V)
+class _Steps(Protocol):
+    """How :func:`generate` runs the model: fill a fresh cache with a window, then one token at a time."""
+
+    def start(self, window: Tensor, capacity: int) -> Tensor:
+        """A fresh cache of ``capacity`` positions holding ``window (B, T)``; the last position's logits."""
+        ...
+
+    def restart(self, window: Tensor, capacity: int) -> None:
+        """A fresh cache holding ``window (B, T)`` (possibly empty), after a crop."""
+        ...
+
+    def step(self, token: Tensor) -> Tensor:
+        """The newest token ``(B,)`` in, the next logits ``(B, V)`` out."""
+        ...
+
+
+class _ModuleSteps:
+    """Through the Transformer's modules: any batch, any model, and the caller's decode step."""
+
+    def __init__(self, model: Transformer, decode: DecodeStep) -> None:
+        self.model, self.decode = model, decode
+        self.cache: list[KVCache] = []
+
+    def start(self, window: Tensor, capacity: int) -> Tensor:
+        self.cache = self.model.new_cache(window.shape[0], capacity)
+        return prefill(self.model, window, self.cache)
+
+    def restart(self, window: Tensor, capacity: int) -> None:
+        self.cache = self.model.new_cache(window.shape[0], capacity)
+        if window.shape[1] > 0:
+            self.model.hidden_states(window, cache=self.cache)  # fills the cache; the logits come from step
+
+    def step(self, token: Tensor) -> Tensor:
+        return self.decode(self.model, token, self.cache)
+
+
+class _FastSteps:
+    """Through :class:`~qkv.generation.fast_decoder.FastDecoder`, at batch 1: the same logits, fewer calls."""
+
+    def __init__(self, model: Transformer) -> None:
+        self.model = model
+        self.decoder: fast_decoder.FastDecoder | None = None
+
+    def start(self, window: Tensor, capacity: int) -> Tensor:
+        self.decoder = fast_decoder.FastDecoder(self.model, capacity)
+        return self.decoder.prefill(window[0])[None]  # (1, V)
+
+    def restart(self, window: Tensor, capacity: int) -> None:
+        self.decoder = fast_decoder.FastDecoder(self.model, capacity)
+        if window.shape[1] > 0:
+            self.decoder.prefill(window[0])
+
+    def step(self, token: Tensor) -> Tensor:
+        assert self.decoder is not None, "start() comes first"
+        return self.decoder.decode(token)[None]  # (1, V)
 
 
 @torch.inference_mode()
