@@ -105,6 +105,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--attention-layer chooses the layer --show-attention averages; add --show-attention")
     if args.run is not None and args.model is not None:
         raise UserError(f"give either RUN ({args.run}) or --model ({args.model}), not both")
+    if not args.prompt:
+        raise UserError("--prompt is empty; give at least one character")
     if args.model is not None:
         return run_pretrained(args)
     if args.run is None:
@@ -114,29 +116,17 @@ def run(args: argparse.Namespace) -> int:
             raise UserError(f"{flag} applies to pretrained models (--model); a run is generated as it was trained")
     import torch
 
-    from qkv.generation import SamplingConfig, generate
+    from qkv.generation import generate
     from qkv.model import Transformer
     from qkv.text.tokenizers import tokenizer_from_json
     from qkv.training import load_checkpoint, load_weights
 
-    temperature = RUN_TEMPERATURE if args.temperature is None else args.temperature
-    sampling = SamplingConfig(temperature=temperature, top_k=args.top_k, top_p=args.top_p)
+    sampling = _sampling(args, RUN_TEMPERATURE)
     checkpoint = load_checkpoint(args.run)
     tokenizer = tokenizer_from_json(checkpoint.tokenizer_json)
     model = Transformer(checkpoint.model_config)
     load_weights(model, checkpoint)
-    if not args.prompt:
-        raise UserError("--prompt is empty; give at least one character to continue")
-    ids = tokenizer.encode(args.prompt)
-    context = checkpoint.model_config.context
-    if len(ids) > context:
-        if args.long_prompt == "refuse":
-            raise UserError(
-                f"the prompt is {len(ids)} tokens and this model's context holds {context}; shorten it or pass "
-                "--long-prompt crop to keep its last tokens"
-            )
-        print(f"(prompt cropped to its last {context} of {len(ids)} tokens)", file=sys.stderr)
-        ids = ids[-context:]
+    ids = _fit_context(tokenizer.encode(args.prompt), checkpoint.model_config.context, args, "this model")
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
 
     if args.show_attention is not None:
@@ -229,8 +219,6 @@ def run_pretrained(args: argparse.Namespace) -> int:
     from qkv.pretrained.lowbit import PRECISIONS
     from qkv.pretrained.registry import PACKAGED
 
-    if not args.prompt:
-        raise UserError("--prompt is empty; give at least one character")
     dtype = args.dtype or "float32"
     if dtype not in PRECISIONS:
         raise UserError(f"--dtype {dtype!r} is not one of {', '.join(PRECISIONS)}")
@@ -246,7 +234,7 @@ def run_pretrained(args: argparse.Namespace) -> int:
             f"unknown model {args.model!r}; known models: {', '.join(PACKAGED)} (see qkv models), or give the "
             "path of a Hugging Face directory or a .gguf file"
         )
-    sampling = _sampling(args)
+    sampling = _sampling(args, 0.0)
     import torch
 
     from qkv.pretrained import load
@@ -256,16 +244,7 @@ def run_pretrained(args: argparse.Namespace) -> int:
         raise UserError(f"{args.model} is an encoder and writes no text; generate with a language model (smollm2)")
     chat = model.chat_template is not None and not args.raw
     prompt = model.chat_prompt(args.prompt) if chat else args.prompt
-    ids = model.encode(prompt)
-    context = model.config.context
-    if len(ids) > context:
-        if args.long_prompt == "refuse":
-            raise UserError(
-                f"the prompt is {len(ids)} tokens and {args.model} reads at most {context}; shorten it or pass "
-                "--long-prompt crop to keep its last tokens"
-            )
-        print(f"(prompt cropped to its last {context} of {len(ids)} tokens)", file=sys.stderr)
-        ids = ids[-context:]
+    ids = _fit_context(model.encode(prompt), model.config.context, args, args.model)
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
     if args.show_attention is not None:
         _check_layer(args.attention_layer, model.model)
@@ -279,11 +258,25 @@ def run_pretrained(args: argparse.Namespace) -> int:
     return 0
 
 
-def _sampling(args: argparse.Namespace) -> Any:
+def _sampling(args: argparse.Namespace, default_temperature: float) -> Any:
+    """The sampling flags; a run samples at ``RUN_TEMPERATURE`` by default, a chat model answers greedily."""
     from qkv.generation import SamplingConfig
 
-    temperature = 0.0 if args.temperature is None else args.temperature
+    temperature = default_temperature if args.temperature is None else args.temperature
     return SamplingConfig(temperature=temperature, top_k=args.top_k, top_p=args.top_p)
+
+
+def _fit_context(ids: list[int], context: int, args: argparse.Namespace, reader: str) -> list[int]:
+    """``ids`` if ``reader`` can read them all, else refused or cropped to the last ``context`` (``--long-prompt``)."""
+    if len(ids) <= context:
+        return ids
+    if args.long_prompt == "refuse":
+        raise UserError(
+            f"the prompt is {len(ids)} tokens and {reader} reads at most {context}; shorten it or pass "
+            "--long-prompt crop to keep its last tokens"
+        )
+    print(f"(prompt cropped to its last {context} of {len(ids)} tokens)", file=sys.stderr)
+    return ids[-context:]
 
 
 def _looks_like_a_path(text: str) -> bool:
