@@ -90,7 +90,7 @@ def test_a_case_in_a_process_of_its_own_trains_like_the_same_case_here(text_file
     try:
         here = train.timing_case(**params)  # type: ignore[arg-type]
         assert worker.losses == pytest.approx([float(here()) for _ in range(3)], abs=1e-6)
-        worker.steps = 2
+        worker.steps_per_call = 2
         worker()  # two more steps there; the pipe answers
     finally:
         worker.close()

@@ -162,6 +162,8 @@ def _wall_time(command: Sequence[str], timeout_s: float) -> float:
 def run(config: InspectBenchConfig, progress: Callable[[str], None] | None = None) -> InspectReport:
     say = progress or (lambda _message: None)
     load_start = load_average()
+    if not memory.supported():  # before minutes of timing, not after
+        raise BenchmarkError("measuring peak memory needs Linux /proc/self/status and /proc/self/clear_refs")
 
     # 1. qkv attend from start to exit, alternating with the floor; the first pair warms the file caches.
     say(f'attend: qkv attend "{SENTENCE}" --model {config.attend_model} (warm-up)')
@@ -176,8 +178,6 @@ def run(config: InspectBenchConfig, progress: Callable[[str], None] | None = Non
             samples.append(_wall_time(command, config.timeout_s))
 
     # 2. The trace's peak extra memory, in a fresh process that has loaded the model.
-    if not memory.supported():
-        raise BenchmarkError("measuring peak memory needs Linux /proc/self/status and /proc/self/clear_refs")
     say(f"trace: {config.tokens} tokens through {config.trace_model}, every layer and head (fresh process)")
     threads = config.threads or _torch_threads()
     params: dict[str, int | str] = {"model": config.trace_model, "tokens": config.tokens}

@@ -524,16 +524,11 @@ def probe_main(case: str, threads: int) -> dict[str, float]:
         ours = pretrained.load("smollm2", dtype=case.removeprefix("qkv "))
         loaded = time.perf_counter()
         _qkv_decode(ours, list(range(100, 164)), 16)
-    status = Path("/proc/self/status").read_text()
-
-    def kb(key: str) -> float:
-        return float(status.split(f"{key}:")[1].split()[0]) * 1024
-
     return {
         "import_s": imported - start,
         "load_s": loaded - imported,
-        "rss_bytes": kb("VmRSS"),
-        "peak_bytes": kb("VmHWM"),
+        "rss_bytes": float(memory.resident_bytes()),
+        "peak_bytes": float(memory.peak_resident_bytes()),
     }
 
 

@@ -9,7 +9,7 @@ built in a worker (``python -m qkv.bench.step_worker MODULE FACTORY PARAMS_JSON`
 * then each line ``run N`` on its standard input runs ``N`` steps back to back, answered by ``{"ok": true}``;
   ``quit`` ends it.
 
-In the benchmark's process a :class:`StepWorker` is a callable like any in-process case (``steps`` steps a
+In the benchmark's process a :class:`StepWorker` is a callable like any in-process case (``steps_per_call`` steps a
 call), so :func:`qkv.bench.timing.round_robin` interleaves it with the others, timed by the caller (the pipe's
 round trip, ≈ 0.1 ms, is inside the measured time). Its steps run back to back, a whole sample a call: the
 processes hand the cores over once per sample, not once per step, so that neither's idle threads, still
@@ -41,7 +41,7 @@ class StepWorker:
         command = [sys.executable, "-m", "qkv.bench.step_worker", module, factory, json.dumps(dict(params))]
         command += ["--checked-steps", str(checked_steps), "--threads", str(threads)]
         self.name = f"{factory}({params.get('case', '')})"
-        self.steps = 1  # per call
+        self.steps_per_call = 1
         self._process = subprocess.Popen(
             command, env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -49,7 +49,7 @@ class StepWorker:
         self.losses: list[float] = [float(x) for x in losses] if isinstance(losses, list) else []
 
     def __call__(self) -> None:
-        self._send(f"run {self.steps}")
+        self._send(f"run {self.steps_per_call}")
         self._reply()
 
     def close(self) -> None:

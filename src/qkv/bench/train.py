@@ -446,7 +446,7 @@ def _run(
     per_sample = {name: timing.calls_per_sample(timing.time_calls(call, 3)) for name, call in calls.items()}
     for name, entry in cases.items():
         if isinstance(entry, OwnProcessCase):  # a whole sample of its steps per call (see qkv.bench.step_worker)
-            entry.worker.steps, per_sample[name] = per_sample[name], 1
+            entry.worker.steps_per_call, per_sample[name] = per_sample[name], 1
     samples = timing.round_robin(
         calls,
         rounds=config.rounds,
@@ -455,8 +455,8 @@ def _run(
     )
     for name, entry in cases.items():
         if isinstance(entry, OwnProcessCase):  # seconds per call → per step
-            samples[name] = [seconds / entry.worker.steps for seconds in samples[name]]
-            per_sample[name] = entry.worker.steps
+            samples[name] = [seconds / entry.worker.steps_per_call for seconds in samples[name]]
+            per_sample[name] = entry.worker.steps_per_call
     results = {
         name: CaseResult(
             name,
