@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from qkv.errors import InputError
 from qkv.inspection.trace import AttentionTrace, word_weights
 
 __all__ = ["word_arrows"]
@@ -13,9 +12,7 @@ def word_arrows(trace: AttentionTrace, *, layer: int | None = None, top: int = 3
 
     ``layer`` is a model layer the trace captured (the last captured one by default).
     """
-    if layer is not None and layer not in trace.layers:
-        raise InputError(f"layer {layer} is not in this trace; it holds layers {', '.join(map(str, trace.layers))}")
-    index = len(trace.layers) - 1 if layer is None else trace.layers.index(layer)
+    index = trace.layer_index(layer)
     words, folded = word_weights(trace.weights[index].mean(dim=0), trace.tokens, trace.special)  # (W, W)
     width = max((len(word) for word in words), default=0)
     lines = [
