@@ -48,8 +48,10 @@ def test_the_same_trace_draws_the_same_svg(toy: AttentionTrace) -> None:
 
 
 def test_an_arc_diagram_png_has_the_promised_size(toy: AttentionTrace) -> None:
-    width, height = arc_inches(toy)
-    assert png_size(arc_diagram(toy, head=2, dpi=40)) == (round(width * 40), round(height * 40))
+    tokens = len(toy.tokens)
+    width = max(0.6 * tokens + 1.0, 6.0)  # 0.6 inch per token and an inch of margin, 6 inches at the least
+    assert arc_inches(toy) == pytest.approx((width, 5.0))
+    assert png_size(arc_diagram(toy, head=2, dpi=40)) == (round(width * 40), round(5.0 * 40))
 
 
 def test_a_picture_name_without_a_known_suffix_needs_a_format(toy: AttentionTrace, tmp_path: Path) -> None:
