@@ -1,14 +1,15 @@
-"""Shared fixtures for the core's tests: a fixed seed, and a switch that forces the exact attention path."""
+"""Shared fixtures for the core's tests: a fixed seed, and a count of the attention kernels that ran."""
 
 from __future__ import annotations
 
-import contextlib
+from collections import Counter
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
 import torch
+import torch.nn.functional as F
+from torch.overrides import TorchFunctionMode
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -24,28 +25,32 @@ def _seed() -> Iterator[None]:
     yield
 
 
+class KernelCalls(TorchFunctionMode):
+    """Counts the attention kernels that run inside ``with KernelCalls() as calls:``: ``calls["fused"]`` the
+    calls of ``scaled_dot_product_attention``, ``calls["exact"]`` those of ``torch.softmax`` over ``(B, H, T, S)``
+    scores (the exact path's; a sampler's softmax over logits is not counted). Forward calls only: backward
+    runs outside this mode. A ``TorchFunctionMode`` sees every torch call: no qkv module is patched."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.calls: Counter[str] = Counter()
+
+    def __enter__(self) -> Counter[str]:  # type: ignore[override]
+        super().__enter__()
+        return self.calls
+
+    def __torch_function__(
+        self, func: Callable[..., Any], types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        if func is F.scaled_dot_product_attention:
+            self.calls["fused"] += 1
+        elif func is torch.softmax and args[0].dim() == 4:
+            self.calls["exact"] += 1
+        return func(*args, **(kwargs or {}))
+
+
 @pytest.fixture
-def exact_path(monkeypatch: pytest.MonkeyPatch) -> Callable[[], AbstractContextManager[list[int]]]:
-    """A switch: inside ``with exact_path() as calls:`` every SelfAttention takes the exact kernel.
-
-    ``SelfAttention`` looks ``attend`` up in its module at call time, so swapping that one name for a version
-    that asks for the weights makes a whole Transformer take the readable path, while outside the ``with``
-    the default (fused) path runs. ``calls`` grows by one per attention call, so a test can prove the switch
-    took effect.
-    """
-    from qkv.attention import kernels, layer
-
-    @contextlib.contextmanager
-    def forced() -> Iterator[list[int]]:
-        calls: list[int] = []
-
-        def exact_attend(*args: Any, **kwargs: Any) -> Any:
-            calls.append(1)
-            kwargs["need_weights"] = True
-            return kernels.attend(*args, **kwargs)
-
-        with monkeypatch.context() as patch:
-            patch.setattr(layer, "attend", exact_attend)
-            yield calls
-
-    return forced
+def kernel_calls() -> type[KernelCalls]:
+    """``with kernel_calls() as calls:`` counts which attention kernels ran: a test's proof that the path it
+    chose with ``qkv.attention.implementation`` (or a capture hook) is the one that ran."""
+    return KernelCalls

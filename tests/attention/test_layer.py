@@ -3,6 +3,7 @@ weights, it is permutation-equivariant exactly when it has no positions, and cac
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -10,13 +11,14 @@ import pytest
 import torch
 from torch import nn
 
-from qkv.attention import masks
+from qkv.attention import IMPLEMENTATIONS, Implementation, implementation, masks
 from qkv.attention.kv_cache import KVCache
 from qkv.attention.layer import AttentionConfig, SelfAttention
 from qkv.attention.positions import POSITION_SCHEMES
 from qkv.errors import ConfigError, ShapeError
 
 Tensor = torch.Tensor
+KernelCalls = Callable[[], AbstractContextManager[Counter[str]]]  # the conftest's kernel_calls
 D, H = 16, 4
 
 
@@ -50,14 +52,18 @@ def test_exact_and_fused_paths_agree_through_the_layer(positions: str, G: int, c
         torch.testing.assert_close(g_fused, g_exact, atol=1e-5, rtol=1e-5)
 
 
-def test_the_exact_path_switch_reroutes_the_layer_and_only_inside_its_block(
-    exact_path: Callable[[], AbstractContextManager[list[int]]],
+@pytest.mark.parametrize("name", IMPLEMENTATIONS)
+def test_a_capture_hook_takes_the_exact_path_under_either_setting_and_gets_its_weights(
+    name: Implementation, kernel_calls: KernelCalls
 ) -> None:
-    attention, x = layer("rope", G=2), torch.randn(1, 3, D)
-    with exact_path() as calls:
-        attention(x)
-    attention(x)
-    assert len(calls) == 1
+    attention, x = layer("alibi", G=2), torch.randn(2, 5, D)
+    expected_output, expected = attention.attend(x, need_weights=True)
+    captured: list[Tensor] = []
+    attention.weights_hook = captured.append
+    with implementation(name), kernel_calls() as calls:
+        output = attention(x)
+    assert calls == {"exact": 1} and len(captured) == 1
+    assert expected is not None and torch.equal(captured[0], expected) and torch.equal(output, expected_output)
 
 
 def multihead_twin(attention: SelfAttention) -> nn.MultiheadAttention:

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import torch
 
+from qkv.attention import implementation
 from qkv.generation import SamplingConfig, decode_one_token, generate, generate_uncached
 from qkv.generation.fast_decoder import FastDecoder, supports
 from qkv.model import Transformer, preset
@@ -176,6 +177,15 @@ def test_a_capture_hook_a_batch_of_two_or_dropout_in_training_keep_the_transform
         attention.weights_hook = None
     dropping = Transformer(preset("tiny", vocab_size=VOCAB, context=CONTEXT, dropout=0.1))
     assert not supports(dropping.train()) and supports(dropping.eval())
+
+
+def test_the_exact_attention_path_keeps_the_transformer_and_picks_the_same_tokens(fast_steps: list[int]) -> None:
+    model, prompt, greedy = model_for("gpt2 tiny (tied head)"), torch.tensor([[3, 1, 4]]), SAMPLINGS["greedy"]
+    with implementation("exact"):
+        assert not supports(model)
+        exact = tokens(generate(model, prompt, 2 * CONTEXT, greedy))
+    assert fast_steps == [] and supports(model)
+    assert exact == tokens(generate(model, prompt, 2 * CONTEXT, greedy))
 
 
 def test_the_cache_holds_what_it_was_made_for() -> None:

@@ -5,19 +5,22 @@ the prompt's prefill is never captured; SmolLM2's tokens are its fast twin's."""
 from __future__ import annotations
 
 import functools
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
-from qkv.attention import layer as attention_layer
 from qkv.attention.positions import POSITION_SCHEMES
 from qkv.errors import InputError
 from qkv.generation import SamplingConfig, generate
 from qkv.inspection import AttendedToken, capture_attention, generate_attending
 from qkv.model import Transformer, TransformerConfig
 
+KernelCalls = Callable[[], AbstractContextManager[Counter[str]]]  # the conftest's kernel_calls
 VOCAB, CONTEXT = 17, 16
 PROMPT = [3, 1, 4, 1, 5]
 SAMPLED = SamplingConfig(temperature=1.0)
@@ -68,17 +71,13 @@ def test_capturing_attention_does_not_change_the_tokens(positions: str) -> None:
     assert [step.token for step in attending(model, 3 * CONTEXT, seed=9)] == [int(t[0]) for t in plain]
 
 
-def test_only_the_decode_steps_are_captured_never_the_prompt(monkeypatch: pytest.MonkeyPatch) -> None:
-    queries: list[int] = []
-    exact = attention_layer.exact_attention
-
-    def counting(q: torch.Tensor, *args: Any, **kwargs: Any) -> Any:
-        queries.append(q.shape[2])
-        return exact(q, *args, **kwargs)
-
-    monkeypatch.setattr(attention_layer, "exact_attention", counting)
-    steps = attending(random_model("rope"), 2 * CONTEXT, seed=1)
-    assert len(steps) == 2 * CONTEXT and queries == [1] * len(steps)  # one query row per token, crops included
+def test_only_the_decode_steps_are_captured_never_the_prompt(kernel_calls: KernelCalls) -> None:
+    model = random_model("rope")
+    with kernel_calls() as calls:
+        steps = attending(model, 2 * CONTEXT, seed=1)
+    assert len(steps) == 2 * CONTEXT
+    assert calls["exact"] == len(steps)  # one exact call per token, in the captured layer: no prefill, crops included
+    assert calls["fused"] > calls["exact"]  # the prefills and every other layer took the fused path
 
 
 def test_generation_ends_before_a_stop_token_which_is_not_yielded() -> None:

@@ -3,13 +3,19 @@
 from __future__ import annotations
 
 import math
+from collections import Counter
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 
 import pytest
 import torch
 
 import qkv
+from qkv.attention import implementation
 from qkv.errors import InputError
 from qkv.inspection import capture_attention
+
+KernelCalls = Callable[[], AbstractContextManager[Counter[str]]]  # the conftest's kernel_calls
 
 
 def _model(**fields: object) -> qkv.Transformer:
@@ -17,13 +23,23 @@ def _model(**fields: object) -> qkv.Transformer:
     return qkv.Transformer(qkv.preset("tiny", vocab_size=40, context=32, **fields)).eval()
 
 
-def test_capturing_leaves_the_logits_bit_for_bit_unchanged() -> None:
+def test_capturing_every_layer_gives_the_exact_paths_logits_bit_for_bit(kernel_calls: KernelCalls) -> None:
     model, ids = _model(), torch.randint(0, 40, (2, 12))
-    plain = model(ids)
-    with capture_attention(model) as records:
+    fused = model(ids)
+    with implementation("exact"):
+        exact = model(ids)
+    with capture_attention(model) as records, kernel_calls() as calls:
         captured = model(ids)
-    assert torch.equal(plain, captured)
-    assert sorted(records) == [0, 1]
+    assert calls == {"exact": 2} and sorted(records) == [0, 1]
+    assert torch.equal(captured, exact)
+    torch.testing.assert_close(captured, fused, rtol=1e-5, atol=1e-5)
+
+
+def test_only_the_captured_layers_take_the_exact_path(kernel_calls: KernelCalls) -> None:
+    model, ids = _model(), torch.randint(0, 40, (1, 8))
+    with capture_attention(model, [1]) as records, kernel_calls() as calls:
+        model(ids)
+    assert calls == {"fused": 1, "exact": 1} and len(records[1]) == 1
 
 
 def test_captured_weights_equal_softmax_of_scaled_query_key_scores_recomputed_by_hand() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -14,12 +15,13 @@ import pytest
 import torch
 
 import qkv
-from qkv.attention import layer as attention_layer
+from qkv.attention import IMPLEMENTATIONS, Implementation, implementation
 from qkv.errors import InputError
 from qkv.inspection.trace import AttentionTrace, token_labels, trace, word_spans, word_weights
 from qkv.render.table import word_arrows
 from qkv.text import CharTokenizer
 
+KernelCalls = Callable[[], AbstractContextManager[Counter[str]]]  # the conftest's kernel_calls
 SENTENCE = "Evan's dog Riley is so hyperactive, she never stops moving"
 
 
@@ -79,30 +81,21 @@ def test_every_family_traces_rows_that_sum_to_one_and_hide_the_future_when_causa
     assert (result.weights[..., future] == 0).all() == config.causal
 
 
-def test_trace_weights_equal_the_exact_paths_own_weights(
-    exact_path: Callable[[], AbstractContextManager[list[int]]],
+@pytest.mark.parametrize("name", IMPLEMENTATIONS)
+def test_a_trace_runs_the_exact_path_under_either_setting_and_holds_its_weights(
+    name: Implementation, kernel_calls: KernelCalls
 ) -> None:
     model, tokenizer = char_model("llama", kv_heads=2)
-    fused = trace((model, tokenizer), SENTENCE)  # the fused kernel runs; the capture point recomputes exactly
-    with exact_path() as calls:
-        exact = trace((model, tokenizer), SENTENCE)  # the exact kernel runs and returns its own weights
-    assert calls
-    torch.testing.assert_close(fused.weights, exact.weights, rtol=0, atol=1e-6)
-
-
-def test_a_capture_that_disagrees_with_the_fused_output_is_an_error_not_a_silent_trace(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    model, tokenizer = char_model()
-    exact = attention_layer.exact_attention
-
-    def wrong(*args: Any, **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
-        output, weights = exact(*args, **kwargs)
-        return output + 1e-2, weights
-
-    monkeypatch.setattr(attention_layer, "exact_attention", wrong)
-    with pytest.raises(RuntimeError, match="exact and fused attention disagree"):
-        trace((model, tokenizer), SENTENCE)
+    attention = model.blocks[1].attention
+    inputs: list[torch.Tensor] = []
+    handle = attention.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
+    with implementation(name), kernel_calls() as calls:
+        result = trace((model, tokenizer), SENTENCE)
+    handle.remove()
+    assert calls == {"exact": 2}  # every captured layer took the exact path, and nothing ran twice
+    _, weights = attention.attend(inputs[0], need_weights=True)  # the layer's own exact weights for its input
+    assert weights is not None
+    assert torch.equal(result.weights[1], weights[0])
 
 
 def test_tracing_leaves_the_models_output_and_training_mode_unchanged() -> None:

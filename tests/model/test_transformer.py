@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import Counter
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 
@@ -13,12 +14,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qkv.attention import IMPLEMENTATIONS, implementation
 from qkv.attention.positions import POSITION_SCHEMES
 from qkv.errors import ShapeError
 from qkv.model import MLP, Block, Transformer, TransformerConfig, preset
 
 Tensor = torch.Tensor
-ExactPath = Callable[[], AbstractContextManager[list[int]]]
+KernelCalls = Callable[[], AbstractContextManager[Counter[str]]]  # the conftest's kernel_calls
 VOCAB = 13
 
 
@@ -41,17 +43,18 @@ def left_padded(B: int, S: int) -> Tensor:
 @pytest.mark.parametrize("causal", [False, True])
 @pytest.mark.parametrize("kv_heads", [4, 2])
 def test_exact_and_fused_paths_agree_through_the_transformer(
-    positions: str, causal: bool, kv_heads: int, exact_path: ExactPath
+    positions: str, causal: bool, kv_heads: int, kernel_calls: KernelCalls
 ) -> None:
     model = small(positions, causal=causal, kv_heads=kv_heads)
     ids, keep = torch.randint(0, VOCAB, (2, 9)), left_padded(2, 9)
-    fused = model(ids, keep=keep)
-    upstream = torch.randn_like(fused)
-    fused_grads = torch.autograd.grad(fused, list(model.parameters()), upstream)
-    with exact_path() as calls:
-        exact = model(ids, keep=keep)
-        exact_grads = torch.autograd.grad(exact, list(model.parameters()), upstream)
-    assert len(calls) == 2
+    upstream = torch.randn(2, 9, VOCAB)
+    results = {}
+    for name in IMPLEMENTATIONS:
+        with implementation(name), kernel_calls() as calls:
+            output = model(ids, keep=keep)
+            results[name] = output, torch.autograd.grad(output, list(model.parameters()), upstream)
+        assert calls == {name: 2}  # both layers took the chosen path
+    (fused, fused_grads), (exact, exact_grads) = results["fused"], results["exact"]
     torch.testing.assert_close(fused, exact, atol=1e-5, rtol=1e-5)
     for g_fused, g_exact in zip(fused_grads, exact_grads, strict=True):
         torch.testing.assert_close(g_fused, g_exact, atol=1e-5, rtol=1e-5)

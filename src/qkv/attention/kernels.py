@@ -17,19 +17,43 @@ Both follow the same conventions and are proven equal, outputs and gradients, by
   ``(B, H, T, S)``. It is not a mask: masks are boolean.
 * A query that is allowed to see no key at all gets an output of **zero** (and weights of zero), on both
   paths: never NaN.
+
+Which path :func:`attend` takes is one setting, ``"fused"`` (the default) or ``"exact"``: :func:`use` sets it
+for the whole process, ``with implementation(name):`` for the code inside the block (a context variable, so
+each thread and each asyncio task keeps its own block), and ``need_weights=True`` always takes the exact path.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Literal, cast
 
 import torch
 import torch.nn.functional as F
 
 from qkv.attention import masks
+from qkv.errors import check_choice
 from qkv.shapes import ShapeError, Tensor, describe, require_rank
 
-__all__ = ["attend", "exact_attention", "fused_attention"]
+__all__ = [
+    "IMPLEMENTATIONS",
+    "Implementation",
+    "attend",
+    "current_implementation",
+    "exact_attention",
+    "fused_attention",
+    "implementation",
+    "use",
+]
+
+Implementation = Literal["fused", "exact"]
+IMPLEMENTATIONS: tuple[Implementation, ...] = ("fused", "exact")
+
+_chosen: Implementation = "fused"  # the process's choice, set by use()
+_within: ContextVar[Implementation | None] = ContextVar("qkv.attention.implementation", default=None)
 
 # scaled_dot_product_attention shares key/value heads itself (enable_gqa) from PyTorch 2.5 on.
 _SDPA_HAS_GQA = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 5)
@@ -166,6 +190,35 @@ def fused_attention(
     return output
 
 
+def _checked(name: object) -> Implementation:
+    check_choice("attention", "implementation", name, IMPLEMENTATIONS)
+    return cast(Implementation, name)
+
+
+def use(name: Implementation) -> None:
+    """From now on, :func:`attend` takes the ``"fused"`` or the ``"exact"`` path, in every thread (a
+    ``with implementation(...)`` block still decides inside itself)."""
+    global _chosen
+    _chosen = _checked(name)
+
+
+@contextmanager
+def implementation(name: Implementation) -> Iterator[None]:
+    """Within the block, :func:`attend` takes the ``"fused"`` or the ``"exact"`` path; the previous choice comes
+    back on the way out, whatever happens. Blocks nest, and each thread or asyncio task has its own."""
+    token = _within.set(_checked(name))
+    try:
+        yield
+    finally:
+        _within.reset(token)
+
+
+def current_implementation() -> Implementation:
+    """The path :func:`attend` takes here and now when the weights are not asked for."""
+    within = _within.get()
+    return _chosen if within is None else within
+
+
 def attend(
     queries: Tensor,
     keys: Tensor,
@@ -186,13 +239,13 @@ def attend(
         causal: hide the future (bottom-right aligned when ``T != S``).
         mask: boolean, ``True`` where allowed, broadcastable to ``(B, H, T, S)``.
         scale: multiplies the scores; ``1/√K`` by default.
-        need_weights: return the ``(B, H, T, S)`` weights too (takes the exact path).
+        need_weights: take the exact path, whatever :func:`current_implementation` says, for its weights.
         bias: float term added to the scores, broadcastable to ``(B, H, T, S)`` (ALiBi).
 
     Returns:
-        ``(output, weights)``: output ``(B, H, T, K_v)``; weights ``(B, H, T, S)`` or ``None`` unless asked.
-        A query allowed to see no key gets zero output and zero weights.
+        ``(output, weights)``: output ``(B, H, T, K_v)``; weights ``(B, H, T, S)`` whenever the exact path ran,
+        ``None`` when the fused one did. A query allowed to see no key gets zero output and zero weights.
     """
-    if need_weights:
+    if need_weights or current_implementation() == "exact":
         return exact_attention(queries, keys, values, causal=causal, mask=mask, bias=bias, scale=scale)
     return fused_attention(queries, keys, values, causal=causal, mask=mask, bias=bias, scale=scale), None

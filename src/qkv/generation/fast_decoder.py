@@ -16,7 +16,8 @@ bidirectional attention, token types, a normalised embedding, dropout in trainin
 
 It computes what the Transformer computes — the tests hold it to the Transformer's logits (1e-5 in float32)
 and to its tokens — so the Transformer stays the readable reference, and everything that inspects a model
-(captured attention weights, traces) uses the Transformer: a model with a capture hook set is not supported.
+(captured attention weights, traces) uses the Transformer: a model with a capture hook set is not supported,
+nor is any model while the exact attention path is chosen (``qkv.attention.implementation("exact")``).
 
 Shapes (batch 1 throughout): ``T`` new positions, ``S`` cached + new positions, ``H`` query heads, ``G``
 key/value heads, ``K`` head width, ``D`` model width, ``V`` vocabulary.
@@ -33,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkv.attention.kernels import _SDPA_HAS_GQA
+from qkv.attention.kernels import _SDPA_HAS_GQA, current_implementation
 from qkv.attention.layer import SelfAttention
 from qkv.attention.positions import LearnedPositions, RotaryPositions, SinusoidalPositions
 from qkv.model.config import TransformerConfig
@@ -56,7 +57,7 @@ _ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {  # as MLP.forward applie
 def supports(model: Transformer) -> bool:
     """Whether :class:`FastDecoder` computes ``model`` exactly: a pre-norm, causal decoder with an LM head whose
     positions are none, learned, sinusoidal or RoPE, with no token types, no embedding norm, no dropout active,
-    and no attention capture hook set."""
+    no attention capture hook set, and the fused attention path chosen (the exact one runs in the Transformer)."""
     c: TransformerConfig = model.config
     decoder = (
         c.norm_placement == "pre"
@@ -67,7 +68,7 @@ def supports(model: Transformer) -> bool:
         and not (model.training and c.dropout > 0)
     )
     hooked = any(isinstance(m, SelfAttention) and m.weights_hook is not None for m in model.modules())
-    return decoder and not hooked
+    return decoder and not hooked and current_implementation() == "fused"
 
 
 @dataclass(frozen=True)
@@ -116,7 +117,7 @@ class FastDecoder:
     def __init__(self, model: Transformer, capacity: int) -> None:
         if not supports(model):
             raise ValueError(
-                "FastDecoder runs pre-norm causal decoders (no ALiBi, token types or capture hooks); "
+                "FastDecoder runs pre-norm causal decoders (no ALiBi, token types, capture hooks or exact attention); "
                 "use the Transformer"
             )
         config = model.config

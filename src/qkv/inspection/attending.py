@@ -7,8 +7,8 @@
 Generation stays :func:`qkv.generation.generate` (prefill, then one cached step per token). Only its decode
 step is wrapped: while a new token is read back in, the chosen layer's capture point
 (``SelfAttention.weights_hook``) is set, so that layer computes that one query row by the exact path against
-the cached keys (RoPE already applied to them, ALiBi's bias and the causal mask included) besides the fused
-output the model uses. The prompt's prefill is never captured, and capturing never changes the tokens.
+the cached keys (RoPE already applied to them, ALiBi's bias and the causal mask included), equal to the fused
+path's output to float rounding. The prompt's prefill is never captured.
 
 A token's weights are its own row: what it attends to when it is read back in to predict the next token, as
 ``qkv attend`` would show its row for the text so far. When the context fills up and generation crops, the

@@ -1,5 +1,8 @@
 """Capture attention weights through each layer's capture point (``SelfAttention.weights_hook``).
 
+A hooked layer takes the exact attention path, whatever ``qkv.attention.implementation`` says, and hands the
+weights that path computed to the hook; the other layers follow the setting.
+
 :func:`capture_attention` records every call's weights; :func:`attention_hooks` hands them to a function of
 the caller's instead (:func:`qkv.trace` copies each layer's weights straight into one preallocated tensor, so
 that a trace never holds its weights twice).

@@ -11,8 +11,8 @@ special tokens (``[CLS]``, ``<|im_start|>``); renderers take a trace, never a mo
 token-level weights into word-level ones (a character-level model sees "riley" as five tokens; a reader thinks
 of one word).
 
-The trace is captured at each layer's capture point (``SelfAttention.weights_hook``): the model's output is
-still the fused kernel's, and the weights come from the exact path, checked against that output.
+The trace is captured at each layer's capture point (``SelfAttention.weights_hook``): a captured layer takes
+the exact path and hands over the weights it computed.
 """
 
 from __future__ import annotations
