@@ -15,8 +15,9 @@ import torch
 
 import qkv
 from qkv.attention import layer as attention_layer
+from qkv.data.trace import AttentionTrace, token_labels, word_spans, word_weights
 from qkv.errors import InputError
-from qkv.inspection.trace import AttentionTrace, token_labels, trace, word_spans, word_weights
+from qkv.inspection.trace import trace
 from qkv.render.table import word_arrows
 from qkv.text import CharTokenizer
 

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import torch
 
+from qkv.data.metrics import head_metrics
+from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
-from qkv.inspection.metrics import head_metrics
-from qkv.inspection.trace import AttentionTrace
-from qkv.render.html import trace_fragment, trace_html
+from qkv.render.html import show, trace_fragment, trace_html
 
 from .conftest import make_trace
 
@@ -88,7 +88,8 @@ def test_the_script_parses(toy: AttentionTrace) -> None:
 
 
 def test_a_notebook_shows_a_compact_fragment_of_its_own(toy: AttentionTrace) -> None:
-    fragment = toy._repr_html_()
+    fragment = show(toy)._repr_html_()
+    assert str(show(toy, layer=0, head=1)).startswith('<div class="qkv-trace"')
     assert fragment.startswith('<div class="qkv-trace"') and "<html" not in fragment
     assert 'data-role="heatmap"' not in fragment and EXTERNAL.search(fragment) is None
     ids = re.findall(r'id="(qkv-trace-[^"]+)"', fragment + trace_fragment(toy))

@@ -7,10 +7,12 @@ The page shows one head at a time, picked by a layer and a head menu ("mean" ave
   writes the weights beside their targets, hovering one on the right shows who attends to it;
 - a heatmap of the same weights (row: a token, column: the token it attends to), whose row and column
   headings highlight the same way (left out for texts over ``HEATMAP_LIMIT`` tokens);
-- the head's entropy, attended distance, asymmetry and sink share (:mod:`qkv.inspection.metrics`).
+- the head's entropy, attended distance, asymmetry and sink share (:mod:`qkv.data.metrics`).
 
-:func:`trace_html` writes a whole page; :func:`trace_fragment` a ``<div>`` to embed (what a notebook shows for
-``AttentionTrace._repr_html_``). The weights travel as base64 float32, exactly as in the trace's JSON.
+:func:`trace_html` writes a whole page; :func:`trace_fragment` a ``<div>`` to embed. In a notebook,
+``show(trace)`` as a cell's last line draws the fragment: it returns a :class:`TraceView`, whose
+``_repr_html_`` Jupyter calls (CircuitsVis' pattern: the renderer owns the display, the trace stays plain data).
+The weights travel as base64 float32, exactly as in the trace's JSON.
 """
 
 from __future__ import annotations
@@ -20,16 +22,17 @@ import hashlib
 import html
 import itertools
 import json
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 
+from qkv.data.metrics import asymmetry as asymmetry_of
+from qkv.data.metrics import attended_distance, entropy, relative_asymmetry, sink_share
+from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
-from qkv.inspection.metrics import asymmetry as asymmetry_of
-from qkv.inspection.metrics import attended_distance, entropy, relative_asymmetry, sink_share
-from qkv.inspection.trace import AttentionTrace
 
-__all__ = ["HEATMAP_LIMIT", "MAX_PAGE_WEIGHTS", "trace_fragment", "trace_html"]
+__all__ = ["HEATMAP_LIMIT", "MAX_PAGE_WEIGHTS", "TraceView", "show", "trace_fragment", "trace_html"]
 
 HEATMAP_LIMIT = 96  # tokens; beyond, the heatmap table would hold too many cells for a browser to stay quick
 MAX_PAGE_WEIGHTS = 64 * 1024**2  # bytes of float32 weights a page carries (base64 makes them a third larger)
@@ -312,3 +315,22 @@ def trace_html(trace: AttentionTrace, *, layer: int | None = None, head: int | N
         f"<title>{title}</title>\n</head>\n<body>\n"
         f"{trace_fragment(trace, layer=layer, head=head, compact=False)}\n</body>\n</html>\n"
     )
+
+
+@dataclass(frozen=True)
+class TraceView:
+    """An HTML view a notebook displays: Jupyter calls :meth:`_repr_html_`; ``str()`` gives the same HTML."""
+
+    html: str
+
+    def _repr_html_(self) -> str:
+        return self.html
+
+    def __str__(self) -> str:
+        return self.html
+
+
+def show(trace: AttentionTrace, *, layer: int | None = None, head: int | None = None) -> TraceView:
+    """``trace`` in a notebook: the compact view of :func:`trace_fragment` (no heatmap), starting on ``layer``
+    (the last captured by default) and ``head`` (``None``: the mean of the heads)."""
+    return TraceView(trace_fragment(trace, layer=layer, head=head))
