@@ -28,7 +28,7 @@ _LAZY = {
     "FAMILIES": "qkv.model",
     "load": "qkv.pretrained.model",
     "trace": "qkv.inspection.trace",
-    "AttentionTrace": "qkv.inspection.trace",
+    "AttentionTrace": "qkv.data.trace",
     "ShapeError": "qkv.errors",
     "ConfigError": "qkv.errors",
 }
@@ -62,8 +62,9 @@ if TYPE_CHECKING:
         exact_attention,
         fused_attention,
     )
+    from qkv.data.trace import AttentionTrace
     from qkv.errors import ConfigError, ShapeError
-    from qkv.inspection.trace import AttentionTrace, trace
+    from qkv.inspection.trace import trace
     from qkv.model import FAMILIES, PRESETS, Transformer, TransformerConfig, preset
     from qkv.pretrained.model import load
 

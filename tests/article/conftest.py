@@ -8,7 +8,7 @@ import qkv
 from qkv.article.tour import make_tour
 from qkv.article.tour_base import Tour
 from qkv.article.vectors import SENTENCE
-from qkv.inspection import AttentionTrace
+from qkv.data.trace import AttentionTrace
 
 
 @pytest.fixture(scope="session")

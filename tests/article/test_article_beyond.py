@@ -14,7 +14,6 @@ from safetensors import safe_open
 import qkv
 from qkv.article.beyond import (
     compare_normalisations,
-    entropy_bits,
     head_scores,
     layer_focus,
     merge_heads,
@@ -28,8 +27,10 @@ from qkv.article.beyond import (
 )
 from qkv.article.first_layer import FirstLayer
 from qkv.article.part3_queries import query_relevance
-from qkv.article.vectors import SENTENCE, default_database, find_model_dir, split_words
-from qkv.inspection import AttentionTrace
+from qkv.article.vectors import SENTENCE, default_database, split_words
+from qkv.data.metrics import row_entropy
+from qkv.data.registry import find_packaged
+from qkv.data.trace import AttentionTrace
 from qkv.shapes import ShapeError
 
 WORDS = split_words(SENTENCE)
@@ -101,7 +102,7 @@ def test_sharpness_of_one_hot_and_even_weights() -> None:
     assert sharpness(even).entropy == pytest.approx(3.0)
     weights = torch.softmax(torch.randn(5, 7, dtype=torch.float64), dim=-1)
     W = weights.numpy()
-    np.testing.assert_allclose(entropy_bits(weights).numpy(), -(W * np.log2(W)).sum(axis=-1), rtol=1e-12)
+    np.testing.assert_allclose(row_entropy(weights).numpy(), -(W * np.log2(W)).sum(axis=-1), rtol=1e-12)
 
 
 # -- heads ------------------------------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def test_top_per_head_is_each_heads_argmax() -> None:
 
 
 def test_the_first_layer_reads_what_minilm_reads() -> None:
-    model_dir = find_model_dir()
+    _, model_dir = find_packaged("minilm")
     config = json.loads((model_dir / "config.json").read_text())
     with safe_open(str(model_dir / "model.safetensors"), framework="numpy") as f:
         gamma, beta, types, positions = (

@@ -11,7 +11,6 @@ import pytest
 import torch
 
 import qkv
-from qkv.article import vectors
 from qkv.article.messages import LANGS, TABLES
 from qkv.article.part1_mixing import cosine_similarity, mix
 from qkv.article.part2_keys import relevance
@@ -29,7 +28,8 @@ from qkv.article.vectors import (
     split_words,
 )
 from qkv.cli.main import main
-from qkv.inspection import AttentionTrace
+from qkv.data import registry
+from qkv.data.trace import AttentionTrace
 
 HEADINGS = ("Part 1", "Part 2", "Part 3", "The final link", "Part 4")
 WORDS = split_words(SENTENCE)
@@ -103,8 +103,7 @@ def test_part_four_without_the_model_trace_says_how_to_get_it() -> None:
 def test_a_missing_model_is_one_line_and_exit_two(
     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    original = vectors.find_model_dir
-    monkeypatch.setattr(vectors, "find_model_dir", lambda: original("qkv_no_such_model_package"))
+    monkeypatch.setattr(registry, "_package_dir", lambda package: None)
     monkeypatch.setattr("qkv.article.tour.default_database", lambda: VectorDatabase())
     assert main(["tour", "--quick"]) == 2
     err = capsys.readouterr().err.strip()

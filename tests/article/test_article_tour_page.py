@@ -5,9 +5,11 @@ from __future__ import annotations
 import base64
 import html
 from html.parser import HTMLParser
+from pathlib import Path
 
+import qkv.article
 from qkv.article.tour_base import Figure, Tour
-from qkv.article.tour_page import tour_html
+from qkv.article.tour_page import style, tour_html
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 
@@ -91,3 +93,10 @@ def test_the_page_names_no_address_and_loads_nothing(tour_es: Tour) -> None:
 def test_without_a_drawer_the_page_has_the_text_and_no_pictures(tour_en: Tour) -> None:
     parsed = _parse(tour_html(tour_en))
     assert parsed.images == [] and len(parsed.headings) == len(tour_en.sections)
+
+
+def test_the_inline_style_is_the_package_file(tour_en: Tour) -> None:
+    css = (Path(qkv.article.__file__).parent / "static" / "tour.css").read_text(encoding="utf-8")
+    page = tour_html(tour_en)
+    assert style() == css and page.count("<style>") == 1 and f"<style>{css}</style>" in page
+    assert "</" not in css and "url(" not in css  # inlined: it cannot close its element or load anything

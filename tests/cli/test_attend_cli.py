@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from qkv.inspection.trace import AttentionTrace
+from qkv.data.trace import AttentionTrace
 
 from .conftest import run_cli
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from qkv.pretrained import registry
+from qkv.data import registry
 
 from .conftest import run_cli
 from .test_cli_errors import one_line_error

@@ -9,7 +9,7 @@ import sys
 
 import pytest
 
-from qkv.pretrained import registry
+from qkv.data import registry
 
 from .conftest import run_cli
 

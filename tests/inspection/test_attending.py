@@ -107,7 +107,8 @@ def test_a_layer_out_of_range_is_refused_before_anything_runs() -> None:
 
 @pytest.fixture(scope="module")
 def smollm2() -> Any:
-    from qkv.pretrained import load, registry
+    from qkv.data import registry
+    from qkv.pretrained import load
 
     entry = registry.PACKAGED["smollm2"]
     if registry._package_dir(entry.package) is None:

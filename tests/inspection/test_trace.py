@@ -16,8 +16,9 @@ import torch
 
 import qkv
 from qkv.attention import IMPLEMENTATIONS, Implementation, implementation
+from qkv.data.trace import AttentionTrace, token_labels, word_spans, word_weights
 from qkv.errors import InputError
-from qkv.inspection.trace import AttentionTrace, token_labels, trace, word_spans, word_weights
+from qkv.inspection.trace import trace
 from qkv.render.table import word_arrows
 from qkv.text import CharTokenizer
 

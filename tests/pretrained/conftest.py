@@ -22,7 +22,7 @@ def transformers_or_skip() -> object:
 
 def packaged_or_skip(name: str) -> Path:
     """The installed files of a packaged model, or a skip that says how to install them."""
-    from qkv.pretrained.registry import PACKAGED, _package_dir
+    from qkv.data.registry import PACKAGED, _package_dir
 
     entry = PACKAGED[name]
     root = _package_dir(entry.package)

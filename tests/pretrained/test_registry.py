@@ -10,9 +10,10 @@ from pathlib import Path
 
 import pytest
 
+from qkv.data import registry
+from qkv.data.registry import check_sha256, sha256_of, sniff_format
 from qkv.errors import InputError
-from qkv.pretrained import PACKAGED, MissingModelError, available, registry
-from qkv.pretrained.registry import check_sha256, sha256_of, sniff_format
+from qkv.pretrained import PACKAGED, MissingModelError, available
 
 
 def test_available_lists_every_known_name_with_size_and_source() -> None:

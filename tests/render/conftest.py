@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from qkv.inspection.trace import AttentionTrace
+from qkv.data.trace import AttentionTrace
 
 TOKENS = ("[CLS]", "Evan", "'s", " dog", " Riley", " runs", "[SEP]")
 

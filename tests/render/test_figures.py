@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
-from qkv.inspection.trace import AttentionTrace
 from qkv.render.figures import arc_diagram, arc_inches, grid_inches, write_arc_diagram, write_heatmap_grid
 
 SVG = "{http://www.w3.org/2000/svg}"

@@ -8,15 +8,17 @@ import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+import qkv.render
+from qkv.data.metrics import head_metrics
+from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
-from qkv.inspection.metrics import head_metrics
-from qkv.inspection.trace import AttentionTrace
-from qkv.render.html import trace_fragment, trace_html
+from qkv.render.html import show, static_text, trace_fragment, trace_html
 
 from .conftest import make_trace
 
@@ -24,23 +26,28 @@ EXTERNAL = re.compile(r"https?:|src\s*=|href\s*=|url\(|@import|//[a-z0-9.-]+\.[a
 
 
 class Elements(HTMLParser):
-    """Every start tag with its attributes, and the text of each <script>."""
+    """Every start tag with its attributes, and the text of each <script> and <style>."""
 
     def __init__(self) -> None:
         super().__init__()
         self.tags: list[tuple[str, dict[str, str | None]]] = []
         self.scripts: list[tuple[dict[str, str | None], str]] = []
-        self._in_script: dict[str, str | None] | None = None
+        self.styles: list[str] = []
+        self._in: tuple[str, dict[str, str | None]] | None = None
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
         self.tags.append((tag, dict(attrs)))
-        if tag == "script":
-            self._in_script = dict(attrs)
+        if tag in ("script", "style"):
+            self._in = (tag, dict(attrs))
 
     def handle_data(self, data: str) -> None:
-        if self._in_script is not None:
-            self.scripts.append((self._in_script, data))
-            self._in_script = None
+        if self._in is not None:
+            tag, attrs = self._in
+            if tag == "script":
+                self.scripts.append((attrs, data))
+            else:
+                self.styles.append(data)
+            self._in = None
 
 
 def parse(document: str) -> Elements:
@@ -78,21 +85,68 @@ def test_a_token_cannot_close_the_script_or_inject_markup() -> None:
     assert "<b>" not in document and "alert(1)" in document  # inside the JSON, escaped
 
 
-def test_the_script_parses(toy: AttentionTrace) -> None:
+STATIC = Path(qkv.render.__file__).parent / "static"
+
+
+def node_or_skip() -> str:
     node = shutil.which("node")
     if node is None:
-        pytest.skip("node is not installed")
-    code = next(text for attrs, text in parse(trace_html(toy)).scripts if not attrs)
-    result = subprocess.run([node, "--check", "-"], input=code, capture_output=True, text=True, timeout=60)
+        pytest.skip("node is not installed: the view's script is checked with node (apt-get install nodejs)")
+    return node
+
+
+def data_of(document: str) -> str:
+    return next(text for attrs, text in parse(document).scripts if attrs.get("type") == "application/json")
+
+
+def test_the_inline_style_and_script_are_the_package_files(toy: AttentionTrace) -> None:
+    elements = parse(trace_html(toy))
+    css, js = (STATIC / "trace.css").read_text(encoding="utf-8"), (STATIC / "trace.js").read_text(encoding="utf-8")
+    assert elements.styles == [css] and [text for attrs, text in elements.scripts if not attrs] == [js]
+    assert static_text("trace.css") == css and static_text("trace.js") == js  # as importlib.resources reads them
+    for text in (css, js):
+        assert "</" not in text and EXTERNAL.search(text) is None  # inlined: nothing may close its element
+
+
+def test_the_script_parses_as_a_classic_script() -> None:
+    node = node_or_skip()
+    result = subprocess.run([node, "--check", str(STATIC / "trace.js")], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+    code = (STATIC / "trace.js").read_text(encoding="utf-8")
+    assert not re.search(r"^\s*(import|export)\b", code, re.MULTILINE)  # a file:// page cannot load modules
+
+
+def test_the_script_draws_each_views_own_weights_for_every_layer_and_head(toy: AttentionTrace) -> None:
+    node = node_or_skip()
+    other = make_trace(("[CLS]", "a", " dog", "[SEP]"), layers=1, heads=2)
+    views = [(toy, 1, 0), (other, None, None)]
+    stdin = json.dumps(
+        {"script": static_text("trace.js"), "views": [data_of(trace_html(t, layer=l, head=h)) for t, l, h in views]}
+    )
+    runner = Path(__file__).with_name("run_trace_view.js")
+    result = subprocess.run([node, str(runner)], input=stdin, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    shown = json.loads(result.stdout)
+    assert [view["ready"] for view in shown] == [True, True]  # one script run set up both views
+    for (trace, layer, head), view in zip(views, shown, strict=True):
+        weights = trace.weights.double()  # (L, H, T, S)
+        start = weights[trace.layer_index(layer)]
+        start = start.mean(dim=0) if head is None else start[head]
+        np.testing.assert_allclose(view["first"], start.flatten().numpy(), atol=5e-4)  # cells show 3 decimals
+        assert len(view["shown"]) == len(trace.layers) * (trace.heads + 1)
+        for drawn in view["shown"]:
+            heads = weights[drawn["layer"]]  # (H, T, S)
+            expected = heads.mean(dim=0) if drawn["head"] < 0 else heads[drawn["head"]]
+            np.testing.assert_allclose(drawn["cells"], expected.flatten().numpy(), atol=5e-4)
+            assert drawn["metrics"].startswith("entropy ") and "sink share" in drawn["metrics"]
 
 
 def test_a_notebook_shows_a_compact_fragment_of_its_own(toy: AttentionTrace) -> None:
-    fragment = toy._repr_html_()
+    fragment = show(toy)._repr_html_()
+    assert str(show(toy)) == fragment == trace_fragment(toy)
     assert fragment.startswith('<div class="qkv-trace"') and "<html" not in fragment
     assert 'data-role="heatmap"' not in fragment and EXTERNAL.search(fragment) is None
-    ids = re.findall(r'id="(qkv-trace-[^"]+)"', fragment + trace_fragment(toy))
-    assert len(ids) == 2 and ids[0] != ids[1]  # two views in one notebook never share an id
+    assert json.loads(data_of(str(show(toy, layer=0, head=2))))["layer"] == 0
 
 
 def test_a_page_too_heavy_for_a_browser_says_how_many_tokens_fit(

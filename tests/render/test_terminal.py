@@ -6,8 +6,8 @@ import re
 
 import pytest
 
+from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
-from qkv.inspection.trace import AttentionTrace
 from qkv.render.terminal import render_terminal
 
 from .conftest import make_trace

@@ -33,7 +33,6 @@ from qkv.article.part2_keys import (
 from qkv.article.part3_queries import part3_attention, part3_via_attend, part3_with_softmax, query_relevance
 from qkv.article.vectors import (
     SENTENCE,
-    MissingModelError,
     VectorDatabase,
     get_key,
     get_keys,
@@ -47,7 +46,6 @@ from qkv.article.vectors import (
 __all__ = [
     "SENTENCE",
     "ArticleMathError",
-    "MissingModelError",
     "NormalisationReport",
     "VectorDatabase",
     "check_normalisation",

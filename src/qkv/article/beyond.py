@@ -2,7 +2,8 @@
 
 Small pure functions over tensors; the tour (Part 4) prints what they return, and the tests check each
 against an independent computation. None of them loads anything: the callers pass MiniLM's vectors
-(:mod:`qkv.article.vectors`, :mod:`qkv.article.first_layer`) or a trace of the whole model.
+(:mod:`qkv.article.vectors`, :mod:`qkv.article.first_layer`) or a trace of the whole model. Entropy and the
+most attended words are the shared metrics of :mod:`qkv.data.metrics`, the numbers ``qkv attend`` prints.
 
 * :func:`compare_normalisations` — the article's ``relevances / sum`` beside ``softmax`` on the same scores;
 * :func:`width_spread` and :func:`sharpness` — a dot product of ``K`` terms has variance ``K``, and softmax
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from qkv.data.metrics import row_entropy, top_attended
 from qkv.shapes import ShapeError, Tensor
 
 __all__ = [
@@ -30,7 +32,6 @@ __all__ = [
     "ShuffleCheck",
     "WidthSpread",
     "compare_normalisations",
-    "entropy_bits",
     "head_scores",
     "layer_focus",
     "merge_heads",
@@ -42,12 +43,6 @@ __all__ = [
     "top_per_head",
     "width_spread",
 ]
-
-
-def entropy_bits(weights: Tensor) -> Tensor:
-    """``−Σ w · log2 w`` along the last axis, in bits (0 · log 0 counts as 0): ``(…, S)`` → ``(…)``."""
-    logs = torch.where(weights > 0, weights.clamp(min=torch.finfo(weights.dtype).tiny).log2(), 0.0)
-    return -(weights * logs).sum(dim=-1)
 
 
 # -- softmax instead of sum-normalisation ------------------------------------------------------------------
@@ -96,7 +91,7 @@ def sharpness(weights: Tensor) -> Sharpness:
     """:class:`Sharpness` of weights ``(…, T, S)`` whose rows sum to 1."""
     return Sharpness(
         max_weight=float(weights.max(dim=-1).values.mean()),
-        entropy=float(entropy_bits(weights).mean()),
+        entropy=float(row_entropy(weights).mean()),
     )
 
 
@@ -173,11 +168,7 @@ def multi_head_attention(queries: Tensor, keys: Tensor, values: Tensor, heads: i
 
 def top_per_head(weights: Tensor, row: int, k: int = 1) -> list[list[tuple[int, float]]]:
     """For each head of ``weights (H, T, S)``, the ``k`` words row ``row`` attends to most: ``(word, weight)``."""
-    values, indices = weights[:, row].topk(k, dim=-1)  # (H, k)
-    return [
-        [(int(i), float(w)) for i, w in zip(head_indices, head_values, strict=True)]
-        for head_indices, head_values in zip(indices.tolist(), values.tolist(), strict=True)
-    ]
+    return top_attended(weights[:, row], k)  # (H, S): each head's row, as the rows of one matrix
 
 
 # -- positions --------------------------------------------------------------------------------------------
@@ -253,7 +244,7 @@ def layer_focus(
             layer=int(layer),
             top=tuple((int(i), float(w)) for i, w in zip(indices[n].tolist(), values[n].tolist(), strict=True)),
             special_share=float(mean[n][is_special].sum()),
-            entropy=float(entropy_bits(rows[n]).mean()),
+            entropy=float(row_entropy(rows[n]).mean()),
         )
         for n, layer in enumerate(layers)
     )

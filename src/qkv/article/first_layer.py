@@ -23,8 +23,8 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from safetensors import safe_open
 
+from qkv.data.tensors import read_tensors
 from qkv.shapes import ShapeError, Tensor
 
 __all__ = ["FirstLayer", "read_first_layer"]
@@ -83,22 +83,23 @@ class FirstLayer:
 def read_first_layer(model_dir: Path, dtype: torch.dtype = torch.float64) -> FirstLayer:
     """Read :class:`FirstLayer` from MiniLM's ``model.safetensors`` and ``config.json`` in ``model_dir``."""
     config = json.loads((model_dir / "config.json").read_text(encoding="utf-8"))
-    with safe_open(str(model_dir / "model.safetensors"), framework="pt") as weights:
+    embeddings = ("LayerNorm.weight", "LayerNorm.bias", "token_type_embeddings.weight", "position_embeddings.weight")
+    projections = ("query", "key", "value")
+    names = [f"embeddings.{name}" for name in embeddings]
+    names += [f"{_PREFIX}.{name}.{part}" for name in projections for part in ("weight", "bias")]
+    tensors = {name: tensor.to(dtype) for name, tensor in read_tensors(model_dir / "model.safetensors", names).items()}
 
-        def read(name: str) -> Tensor:
-            return weights.get_tensor(name).to(dtype)
+    def projection(name: str) -> tuple[Tensor, Tensor]:
+        return tensors[f"{_PREFIX}.{name}.weight"], tensors[f"{_PREFIX}.{name}.bias"]  # (D_out, D_in), (D_out,)
 
-        def projection(name: str) -> tuple[Tensor, Tensor]:
-            return read(f"{_PREFIX}.{name}.weight"), read(f"{_PREFIX}.{name}.bias")  # (D_out, D_in), (D_out,)
-
-        return FirstLayer(
-            norm_weight=read("embeddings.LayerNorm.weight"),
-            norm_bias=read("embeddings.LayerNorm.bias"),
-            norm_eps=float(config.get("layer_norm_eps", 1e-12)),
-            token_type=read("embeddings.token_type_embeddings.weight")[0],
-            positions=read("embeddings.position_embeddings.weight"),
-            to_q=projection("query"),
-            to_k=projection("key"),
-            to_v=projection("value"),
-            heads=int(config["num_attention_heads"]),
-        )
+    return FirstLayer(
+        norm_weight=tensors["embeddings.LayerNorm.weight"],
+        norm_bias=tensors["embeddings.LayerNorm.bias"],
+        norm_eps=float(config.get("layer_norm_eps", 1e-12)),
+        token_type=tensors["embeddings.token_type_embeddings.weight"][0],
+        positions=tensors["embeddings.position_embeddings.weight"],
+        to_q=projection("query"),
+        to_k=projection("key"),
+        to_v=projection("value"),
+        heads=int(config["num_attention_heads"]),
+    )

@@ -16,10 +16,11 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from qkv.article.messages import messages
-from qkv.article.tour_base import Context, Section, SentenceTrace, Tour, num
+from qkv.article.tour_base import Context, Section, Tour, num
 from qkv.article.tour_beyond import left_out
 from qkv.article.tour_parts import FINAL_LINK_TOLERANCE, RATIO, SIMILAR_WORDS, part1, part2, part3
 from qkv.article.vectors import SENTENCE, VectorDatabase, default_database, split_words
+from qkv.data.trace import AttentionTrace
 
 __all__ = [
     "FINAL_LINK_TOLERANCE",
@@ -47,7 +48,7 @@ def make_tour(
     part: int | None = None,
     lang: str = "en",
     database: VectorDatabase | None = None,
-    model_trace: SentenceTrace | None = None,
+    model_trace: AttentionTrace | None = None,
 ) -> Tour:
     """The tour in ``lang`` (``"en"`` or ``"es"``); ``part`` shows only that part (3 ends with the final link).
 
@@ -74,7 +75,7 @@ def build_tour(
     part: int | None = None,
     lang: str = "en",
     database: VectorDatabase | None = None,
-    model_trace: SentenceTrace | None = None,
+    model_trace: AttentionTrace | None = None,
 ) -> list[str]:
     """The tour's text, one string per line (see :func:`make_tour`)."""
     return make_tour(quick=quick, part=part, lang=lang, database=database, model_trace=model_trace).lines()

@@ -1,8 +1,8 @@
 """The tour's building blocks: what a section is, how numbers and tables are written, what a section sees.
 
 A tour is a title, a few header lines and :class:`Section` s; a section is a heading, lines of text and
-:class:`Figure` s (attention weights to draw, for the HTML page). The same :class:`Tour` prints as text
-(:meth:`Tour.lines`) and becomes a page (:mod:`qkv.article.tour_page`).
+:class:`Figure` s (an :class:`~qkv.data.trace.AttentionTrace` to draw, with its caption, for the HTML page).
+The same :class:`Tour` prints as text (:meth:`Tour.lines`) and becomes a page (:mod:`qkv.article.tour_page`).
 """
 
 from __future__ import annotations
@@ -10,13 +10,15 @@ from __future__ import annotations
 import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+
+import torch
 
 from qkv.article.messages import Messages
-from qkv.article.vectors import VectorDatabase
-from qkv.shapes import ShapeError, Tensor
+from qkv.article.vectors import SENTENCE, VectorDatabase
+from qkv.data.trace import AttentionTrace
+from qkv.shapes import Tensor
 
-__all__ = ["WIDTH", "Context", "Figure", "Section", "SentenceTrace", "Tour", "num", "table", "wrap"]
+__all__ = ["WIDTH", "Context", "Figure", "Section", "Tour", "num", "table", "word_trace", "wrap"]
 
 #: The terminal text's width: longer lines are folded at spaces (tables are narrower).
 WIDTH = 100
@@ -43,19 +45,19 @@ def wrap(line: str, width: int = WIDTH) -> list[str]:
 
 @dataclass(frozen=True, eq=False)
 class Figure:
-    """Attention weights ``(L, H, T, S)`` over ``tokens`` to draw: one head (``head``, or the only one) as
+    """A trace to draw, with its caption: one head (``head``, of the trace's first layer; or the only head) as
     arcs, several as a grid of heatmaps."""
 
-    weights: Tensor
-    tokens: tuple[str, ...]
+    trace: AttentionTrace
     caption: str
-    layers: tuple[int, ...] = (0,)
-    special: tuple[bool, ...] = ()
-    head: int | None = None  # draw only this head of the first layer, as arcs
+    head: int | None = None
 
-    def __post_init__(self) -> None:
-        if self.weights.dim() != 4 or not self.weights.shape[-2] == self.weights.shape[-1] == len(self.tokens):
-            raise ShapeError(f"a figure needs weights (L, H, T, S) over its tokens, got {tuple(self.weights.shape)}")
+
+def word_trace(weights: Tensor, words: Sequence[str]) -> AttentionTrace:
+    """Weights ``(L, H, T, S)`` over the sentence's ``words``, computed by the tour, as a trace of layers
+    ``0 … L − 1`` of the article's sentence (float32, as a model's trace is)."""
+    layers = tuple(range(weights.shape[0]))
+    return AttentionTrace(weights.to(torch.float32), tuple(words), layers, SENTENCE)
 
 
 @dataclass(frozen=True)
@@ -87,23 +89,6 @@ class Tour:
         return [self.title, *header, *(line for section in self.sections for line in section.text())]
 
 
-class SentenceTrace(Protocol):
-    """What Part 4's stacking needs from a trace of the sentence through the whole model
-    (:class:`qkv.inspection.AttentionTrace` is one): weights ``(L, H, T, S)`` and the tokens."""
-
-    @property
-    def weights(self) -> Tensor: ...
-
-    @property
-    def tokens(self) -> tuple[str, ...]: ...
-
-    @property
-    def special(self) -> tuple[bool, ...]: ...
-
-    @property
-    def layers(self) -> tuple[int, ...]: ...
-
-
 @dataclass(frozen=True)
 class Context:
     """What every section builder gets: the vectors, the sentence's words, the length and the language."""
@@ -112,4 +97,4 @@ class Context:
     words: list[str]
     quick: bool
     say: Messages
-    model_trace: SentenceTrace | None = None
+    model_trace: AttentionTrace | None = None

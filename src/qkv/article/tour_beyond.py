@@ -27,7 +27,7 @@ from qkv.article.beyond import (
 )
 from qkv.article.first_layer import FirstLayer
 from qkv.article.part3_queries import query_relevance
-from qkv.article.tour_base import Context, Figure, Section, num
+from qkv.article.tour_base import Context, Figure, Section, num, word_trace
 from qkv.article.tour_parts import FINAL_LINK_TOLERANCE, RILEY
 from qkv.attention.kernels import attend
 from qkv.shapes import Tensor
@@ -129,11 +129,12 @@ def heads(context: Context) -> Section:
     if not context.quick:
         lines.append(say("heads.concat", heads=layer.heads, head_width=layer.head_width, width=layer.width))
     lines.append(say("heads.checked", heads=layer.heads, tolerance=f"{FINAL_LINK_TOLERANCE:.0e}"))
-    grid = Figure(result.weights[None], tuple(words), say("heads.figure", heads=layer.heads))  # (1, H, T, S)
+    every_head = word_trace(result.weights[None], words)  # (1, H, T, S)
+    grid = Figure(every_head, say("heads.figure", heads=layer.heads))
     sharpest = max(range(layer.heads), key=lambda h: tops[h][0][1])  # the head most sure of riley's word
     word, weight = tops[sharpest][0]
     caption = say("heads.sharpest", head=sharpest, word=words[word], weight=num(weight))
-    arcs = Figure(result.weights[None], tuple(words), caption, head=sharpest)
+    arcs = Figure(every_head, caption, head=sharpest)
     return Section(4, say("heads.title"), tuple(lines), (arcs, grid))
 
 
@@ -222,7 +223,7 @@ def stacking(context: Context) -> Section:
             "Part 4's stacking section needs MiniLM's trace of the sentence: pass "
             "model_trace=qkv.trace(qkv.load('minilm'), SENTENCE)"
         )
-    labels = [token.strip() for token in trace.tokens]
+    labels = trace.labels
     riley = _token_index(labels, RILEY)
     focus = layer_focus(trace.weights, trace.layers, trace.special, riley, top=3)
     lines = [] if context.quick else [say("stack.layers", layers=len(trace.layers))]
@@ -246,13 +247,7 @@ def stacking(context: Context) -> Section:
     if not context.quick:
         shares = [entry.special_share for entry in focus]
         lines.append(say("stack.rest", low=num(min(shares)), high=num(max(shares))))
-    figure = Figure(
-        trace.weights,
-        tuple(labels),
-        say("stack.figure", layers=len(trace.layers), heads=int(trace.weights.shape[1])),
-        layers=tuple(trace.layers),
-        special=tuple(trace.special),
-    )
+    figure = Figure(trace, say("stack.figure", layers=len(trace.layers), heads=trace.heads))
     return Section(4, say("stack.title"), tuple(lines), (figure,))
 
 

@@ -14,7 +14,7 @@ import torch
 from qkv.article.part1_mixing import cosine_similarity, fixed_ratio_weights, mix, mix_every_pair
 from qkv.article.part2_keys import ArticleMathError, check_normalisation, key_relevance, normalise, relevance
 from qkv.article.part3_queries import part3_attention, part3_via_attend, part3_with_softmax, query_relevance
-from qkv.article.tour_base import Context, Figure, Section, num, table
+from qkv.article.tour_base import Context, Figure, Section, num, table, word_trace
 from qkv.shapes import Tensor
 
 __all__ = ["DOG", "FINAL_LINK_TOLERANCE", "RATIO", "RILEY", "SIMILAR_WORDS", "final_link", "part1", "part2", "part3"]
@@ -189,5 +189,5 @@ def final_link(context: Context, queries: Tensor, keys: Tensor, values: Tensor) 
         raw = query_relevance(queries, keys)  # (T, S)
         lines += [say("link.why"), say("link.why_more")]
         lines.append(say("link.spread", unscaled=f"{float(raw.std()):.3f}", scaled=f"{float((raw * scale).std()):.3f}"))
-    figure = Figure(weights[None, None], tuple(words), say("link.figure"))  # (1, 1, T, S)
+    figure = Figure(word_trace(weights[None, None], words), say("link.figure"))  # (1, 1, T, S)
     return Section(3, say("link.title"), tuple(lines), (figure,))

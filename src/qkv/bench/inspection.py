@@ -206,7 +206,7 @@ def _torch_threads() -> int:
 
 def _shape_of(model: str) -> tuple[int, int]:
     """Layers and heads of a pretrained model, from its files (without building it)."""
-    from qkv.pretrained import registry
+    from qkv.data import registry
     from qkv.pretrained.model import read_parts
 
     if model in registry.PACKAGED:

@@ -253,7 +253,7 @@ def _smollm2_peer() -> Any:
         raise BenchmarkError(
             "the peer is transformers: pip install transformers accelerate (qkv's dev extras)"
         ) from None
-    from qkv.pretrained.registry import find_packaged
+    from qkv.data.registry import find_packaged
 
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
@@ -414,7 +414,7 @@ def _minilm_peer() -> tuple[Any, Any]:
         import transformers
     except ImportError:
         raise BenchmarkError("the peer is transformers: pip install transformers (qkv's dev extras)") from None
-    from qkv.pretrained.registry import find_packaged
+    from qkv.data.registry import find_packaged
 
     transformers.utils.logging.set_verbosity_error()
     _entry, path = find_packaged("minilm")
@@ -507,7 +507,7 @@ def probe_main(case: str, threads: int) -> dict[str, float]:
     if case == PEER:
         import transformers
 
-        from qkv.pretrained.registry import find_packaged
+        from qkv.data.registry import find_packaged
 
         transformers.utils.logging.disable_progress_bar()
         imported = time.perf_counter()

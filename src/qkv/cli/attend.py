@@ -30,7 +30,8 @@ from qkv.cli.errors import UserError
 from qkv.cli.output import check_writable, emit
 
 if TYPE_CHECKING:
-    from qkv.inspection.trace import AttentionTrace, LoadedModel
+    from qkv.data.trace import AttentionTrace
+    from qkv.inspection.trace import LoadedModel
     from qkv.model import Transformer
     from qkv.text.tokenizers import Tokenizer
 
@@ -140,7 +141,7 @@ def _is_run(path: Path) -> bool:
 
 def _load(name: str) -> LoadedModel | tuple[Transformer, Tokenizer]:
     """A run directory → (Transformer, Tokenizer); a pretrained name or path → the loaded pretrained model."""
-    from qkv.pretrained.registry import PACKAGED
+    from qkv.data.registry import PACKAGED
 
     path = Path(name).expanduser()
     if _is_run(path):

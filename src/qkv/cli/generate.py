@@ -216,8 +216,8 @@ def write_stream(tokens: Iterator[int], to_bytes: Any, stops: list[str]) -> None
 
 def run_pretrained(args: argparse.Namespace) -> int:
     """``qkv generate --model MODEL``: every check on the flags first, then load, then stream the answer."""
+    from qkv.data.registry import PACKAGED
     from qkv.pretrained.lowbit import PRECISIONS
-    from qkv.pretrained.registry import PACKAGED
 
     dtype = args.dtype or "float32"
     if dtype not in PRECISIONS:

@@ -29,7 +29,7 @@ def _megabytes(n: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from qkv.pretrained.registry import available
+    from qkv.data.registry import available
 
     infos = available()
     headers = ("name", "kind", "parameters", "file size", "installed")

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qkv.article.tour_base import Figure
-    from qkv.inspection.trace import AttentionTrace
+    from qkv.data.trace import AttentionTrace
 
 LANGUAGES = ("en", "es")  # qkv.article.messages.LANGS, without importing torch to build the parser
 
@@ -76,14 +76,11 @@ def _minilm_trace() -> AttentionTrace:
 
 def draw_figure(figure: Figure) -> bytes:
     """A tour figure as SVG: one head as an arc diagram, several as a grid of heatmaps."""
-    from qkv.article.vectors import SENTENCE
-    from qkv.inspection.trace import AttentionTrace
     from qkv.render.figures import arc_diagram, heatmap_grid
 
-    weights = figure.weights.float()  # (L, H, T, S)
-    trace = AttentionTrace(weights, figure.tokens, figure.layers, SENTENCE, special=figure.special)
+    trace = figure.trace
     if figure.head is not None:
-        return arc_diagram(trace, layer=figure.layers[0], head=figure.head, format="svg")
-    if weights.shape[:2] == (1, 1):
+        return arc_diagram(trace, layer=trace.layers[0], head=figure.head, format="svg")
+    if trace.weights.shape[:2] == (1, 1):
         return arc_diagram(trace, format="svg")
     return heatmap_grid(trace, format="svg")

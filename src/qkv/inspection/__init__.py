@@ -6,12 +6,12 @@
     result = qkv.trace(qkv.load("minilm"), "Evan's dog Riley is so hyperactive, she never stops moving")
     head_metrics(result).entropy          # (L, H): how spread out each head's attention is, in bits
 
-See docs/inspection.md: the trace, its JSON, the metrics and the renderers.
+The trace and the metrics are plain data, defined below every layer in :mod:`qkv.data` (the renderers and the
+article read them too); they are re-exported here beside the capture functions. See docs/inspection.md: the
+trace, its JSON, the metrics and the renderers.
 """
 
-from qkv.inspection.attending import AttendedToken, generate_attending
-from qkv.inspection.capture import capture_attention
-from qkv.inspection.metrics import (
+from qkv.data.metrics import (
     Arrow,
     HeadMetrics,
     asymmetry,
@@ -23,7 +23,10 @@ from qkv.inspection.metrics import (
     strongest_arrows,
     top_attended,
 )
-from qkv.inspection.trace import AttentionTrace, LoadedModel, token_labels, word_spans, word_weights
+from qkv.data.trace import AttentionTrace, token_labels, word_spans, word_weights
+from qkv.inspection.attending import AttendedToken, generate_attending
+from qkv.inspection.capture import capture_attention
+from qkv.inspection.trace import LoadedModel
 
 # The function ``trace`` is not re-exported here: ``qkv.inspection.trace`` stays the module (patchable, and
 # never shadowed). Call it as ``qkv.trace`` or ``from qkv.inspection.trace import trace``.

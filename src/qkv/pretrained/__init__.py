@@ -13,7 +13,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
-from qkv.pretrained.registry import PACKAGED, MissingModelError, ModelInfo, PretrainedError, available
+from qkv.data.registry import PACKAGED, MissingModelError, ModelInfo, PretrainedError, available
 
 __all__ = [
     "PACKAGED",

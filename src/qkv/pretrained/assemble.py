@@ -21,10 +21,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from qkv.data.registry import PretrainedError
 from qkv.model.config import TransformerConfig
 from qkv.model.transformer import Transformer
 from qkv.pretrained.lowbit import BF16Embedding, BF16Linear, Int4Blocks, Int4Linear, Precision
-from qkv.pretrained.registry import PretrainedError
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import Tensor
 

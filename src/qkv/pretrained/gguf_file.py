@@ -9,7 +9,7 @@ Why not ``gguf.GGUFReader``: it builds a NumPy view for every part of every fiel
 :func:`struct.unpack_from` (about 0.1 s) and reads a tensor's bytes only when asked, into memory the caller
 owns, so the file is never mapped and its pages never count against the process.
 
-Every way a file can be short or malformed is a :class:`~qkv.pretrained.registry.PretrainedError` that
+Every way a file can be short or malformed is a :class:`~qkv.data.registry.PretrainedError` that
 names the file and says "truncated or damaged".
 
 Dequantisation of the common types (F32, F16, BF16, Q4_0, Q4_1, Q8_0) is vectorised PyTorch
@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from qkv.pretrained.registry import PretrainedError
+from qkv.data.registry import PretrainedError
 from qkv.shapes import Tensor
 
 __all__ = ["BLOCK_TYPES", "GGUFFile", "TensorInfo", "dequantise", "type_name"]

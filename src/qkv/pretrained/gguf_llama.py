@@ -27,11 +27,11 @@ from typing import Any
 
 import torch
 
+from qkv.data.registry import PretrainedError
 from qkv.model.config import FAMILIES, TransformerConfig
 from qkv.pretrained.assemble import Parts
 from qkv.pretrained.gguf_file import BLOCK_TYPES, GGUFFile, dequantise
 from qkv.pretrained.lowbit import Int4Blocks, Precision, int4_blocks
-from qkv.pretrained.registry import PretrainedError
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import Tensor
 

@@ -19,10 +19,11 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from qkv.data.registry import PretrainedError, pickle_refusal, read_json
+from qkv.data.tensors import read_tensors
 from qkv.errors import ConfigError
 from qkv.model.config import FAMILIES, Activation, TransformerConfig
 from qkv.pretrained.assemble import Parts, check_vocabulary
-from qkv.pretrained.registry import PretrainedError, pickle_refusal, read_json, sniff_format
 from qkv.pretrained.tokenizer import tokenizer_from_file
 from qkv.shapes import Tensor
 
@@ -142,19 +143,9 @@ def _read_safetensors(directory: Path) -> dict[str, Tensor]:
 
 
 def _read_safetensors_file(path: Path) -> dict[str, Tensor]:
-    from safetensors.torch import load_file
-
     if not path.is_file():
         raise PretrainedError(f"{path} is missing (named by model.safetensors.index.json)")
-    found = sniff_format(path)
-    if found == "pickle":
-        raise pickle_refusal(path)
-    if found != "safetensors":
-        raise PretrainedError(f"{path} is not a safetensors file (its first bytes say {found})")
-    try:
-        return load_file(str(path))
-    except Exception as error:  # safetensors raises its own SafetensorError, or OSError
-        raise PretrainedError(f"cannot read {path}: {error} (a truncated or damaged file?)") from None
+    return read_tensors(path)
 
 
 # --------------------------------------------------------------------------------------------------------------

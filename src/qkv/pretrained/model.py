@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
+from qkv.data.registry import PACKAGED, PretrainedError, find_packaged, pickle_refusal, sniff_format
 from qkv.errors import InputError
 from qkv.generation.generate import generate
 from qkv.generation.sampling import GREEDY, SamplingConfig
@@ -36,7 +37,6 @@ from qkv.pretrained.chat import Message, render_chat
 from qkv.pretrained.gguf_llama import read_gguf
 from qkv.pretrained.hf_dir import read_hf_dir
 from qkv.pretrained.lowbit import PRECISIONS, Precision
-from qkv.pretrained.registry import PACKAGED, PretrainedError, find_packaged, pickle_refusal, sniff_format
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import ShapeError, Tensor
 

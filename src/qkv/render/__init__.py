@@ -1,8 +1,9 @@
-"""Renderers: they take data (loss histories, attention traces), never a model, and write pictures or text.
+"""Renderers: they take data (loss histories, attention traces from :mod:`qkv.data`), never a model, and write
+pictures or text.
 
 - :mod:`qkv.render.terminal` — one head as a heatmap, its strongest arrows and its metrics, for a terminal;
 - :mod:`qkv.render.figures` — PNG/SVG: the heatmap grid of every head, the arc diagram of one;
-- :mod:`qkv.render.html` — one self-contained, offline HTML view (also a trace's notebook display);
+- :mod:`qkv.render.html` — one self-contained, offline HTML view, and ``show(trace)`` for notebooks;
 - :mod:`qkv.render.table` — words folded from tokens, one line per word;
 - :mod:`qkv.render.loss_curve` — a training run's loss curve.
 """

@@ -19,9 +19,9 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
+from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
 from qkv.files import write_atomically
-from qkv.inspection.trace import AttentionTrace
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

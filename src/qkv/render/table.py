@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from qkv.inspection.trace import AttentionTrace, word_weights
+from qkv.data.trace import AttentionTrace, word_weights
 
 __all__ = ["word_arrows"]
 

@@ -16,16 +16,16 @@ from __future__ import annotations
 import shutil
 import textwrap
 
-from qkv.errors import InputError
-from qkv.inspection.metrics import asymmetry as asymmetry_of
-from qkv.inspection.metrics import (
+from qkv.data.metrics import asymmetry as asymmetry_of
+from qkv.data.metrics import (
     attended_distance,
     entropy,
     relative_asymmetry,
     sink_share,
     strongest_arrows,
 )
-from qkv.inspection.trace import AttentionTrace
+from qkv.data.trace import AttentionTrace
+from qkv.errors import InputError
 from qkv.shapes import Tensor
 
 __all__ = ["COLOR_RAMP", "render_terminal"]

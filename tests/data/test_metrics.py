@@ -7,24 +7,35 @@ import math
 import pytest
 import torch
 
-from qkv.errors import ShapeError
-from qkv.inspection.metrics import (
+from qkv.data.metrics import (
     Arrow,
     asymmetry,
     attended_distance,
     entropy,
     head_metrics,
     relative_asymmetry,
+    row_entropy,
     sink_share,
     strongest_arrows,
     top_attended,
 )
-from qkv.inspection.trace import AttentionTrace
+from qkv.data.trace import AttentionTrace
+from qkv.errors import ShapeError
 
 T = 6
 IDENTITY = torch.eye(T)
 UNIFORM = torch.full((T, T), 1 / T)
 PREVIOUS = torch.diag(torch.ones(T - 1), -1) + torch.diag(torch.tensor([1.0] + [0.0] * (T - 1)))  # t → t − 1
+
+
+def test_row_entropy_is_each_rows_entropy_in_bits_and_entropy_their_mean() -> None:
+    weights = torch.softmax(torch.randn(2, 5, 7, generator=torch.Generator().manual_seed(0), dtype=torch.float64), -1)
+    by_hand = torch.tensor(
+        [[-sum(w * math.log2(w) for w in row.tolist()) for row in head] for head in weights], dtype=torch.float64
+    )
+    assert torch.allclose(row_entropy(weights), by_hand, rtol=1e-12, atol=0)  # (2, 5)
+    assert torch.allclose(entropy(weights), by_hand.mean(dim=-1), rtol=1e-12, atol=0)  # (2,)
+    assert float(row_entropy(torch.tensor([0.0, 1.0, 0.0]))) == 0  # 0 · log 0 counts as 0
 
 
 def test_looking_only_at_yourself_has_no_entropy_no_distance_and_no_asymmetry() -> None:

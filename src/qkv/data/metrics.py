@@ -1,7 +1,7 @@
 """Numbers that describe what a head does, from its weights ``A (T, S)`` (rows: queries, summing to 1).
 
 - :func:`entropy` — how spread out each token's attention is, in bits: 0 when it looks at one token, log2(n)
-  when it spreads evenly over n tokens. Averaged over the query tokens.
+  when it spreads evenly over n tokens. Averaged over the query tokens (:func:`row_entropy`: one per row).
 - :func:`attended_distance` — how far away, in tokens, the attention lands on average (0: each token looks at
   itself; 1: at a neighbour).
 - :func:`asymmetry` — ``‖A − Aᵀ‖`` (Frobenius): 0 when "a attends to b" always equals "b attends to a". The
@@ -15,6 +15,8 @@
 - :func:`top_attended` and :func:`strongest_arrows` — the tokens each token attends to most, and the
   strongest query → key pairs of a head.
 
+These are tensor maths over plain data, shared by the renderers, ``qkv attend`` and the article's Part 4.
+
 Every function takes weights with any leading dimensions ``(…, T, S)`` and reduces the last two, so one call
 measures every head of a trace: ``entropy(trace.weights)`` is ``(L, H)``.
 """
@@ -27,8 +29,8 @@ from dataclasses import dataclass
 
 import torch
 
+from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
-from qkv.inspection.trace import AttentionTrace
 from qkv.shapes import ShapeError, Tensor
 
 __all__ = [
@@ -39,6 +41,7 @@ __all__ = [
     "entropy",
     "head_metrics",
     "relative_asymmetry",
+    "row_entropy",
     "sink_share",
     "strongest_arrows",
     "top_attended",
@@ -50,11 +53,18 @@ def _require_weights(weights: Tensor) -> None:
         raise ShapeError(f"weights must be (…, T, S), got shape {tuple(weights.shape)}")
 
 
+def row_entropy(weights: Tensor) -> Tensor:
+    """``−Σ_s A[s] · log2 A[s]`` of each row, in bits (``0 · log 0`` counts as 0): ``(…, S)`` → ``(…)``."""
+    if weights.dim() < 1:
+        raise ShapeError("row_entropy needs weights with at least one dimension (…, S), got a scalar")
+    logs = torch.where(weights > 0, weights.clamp(min=torch.finfo(weights.dtype).tiny).log2(), 0.0)
+    return -(weights * logs).sum(dim=-1)
+
+
 def entropy(weights: Tensor) -> Tensor:
     """Mean over query tokens of ``−Σ_s A[t, s] · log2 A[t, s]``, in bits: ``(…, T, S)`` → ``(…)``."""
     _require_weights(weights)
-    logs = torch.where(weights > 0, weights.clamp(min=torch.finfo(weights.dtype).tiny).log2(), 0.0)
-    return -(weights * logs).sum(dim=-1).mean(dim=-1)
+    return row_entropy(weights).mean(dim=-1)
 
 
 def attended_distance(weights: Tensor) -> Tensor:

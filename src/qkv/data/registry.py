@@ -9,7 +9,9 @@ Every weights file, packaged or not, is identified by its first bytes, never by 
 GGUF are read; a pickle (PyTorch's ``.bin``/``.pt``/``.pth``/``.ckpt``) is refused, because unpickling runs
 whatever code the file carries.
 
-This module imports neither PyTorch nor the model code, so listing the known models is instant.
+This module imports neither PyTorch nor the model code, so listing the known models is instant. It sits
+below every layer (:mod:`qkv.data`): ``qkv.load`` and the article's vector database find MiniLM through the same
+checked :func:`find_packaged`.
 """
 
 from __future__ import annotations
