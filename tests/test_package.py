@@ -102,6 +102,7 @@ ALLOWED = {
     "training": ("qkv.training", "qkv.model", "qkv.attention", "qkv.text", "qkv.shapes", "qkv.errors", "qkv._version"),
     "pretrained": (
         "qkv.pretrained",
+        "qkv.training.checkpoint",  # a run directory is read by the module that writes it (read_model)
         "qkv.model",
         "qkv.attention",
         "qkv.generation",

@@ -5,6 +5,7 @@
     import qkv
     output, weights = qkv.attend(queries, keys, values, causal=True, need_weights=True)
     model = qkv.Transformer(qkv.preset("tiny", vocab_size=65))
+    smol = qkv.load("smollm2")          # or a run `qkv train` wrote: one handle, qkv.Model, for every source
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ _LAZY = {
     "PRESETS": "qkv.model",
     "FAMILIES": "qkv.model",
     "load": "qkv.pretrained.model",
+    "Model": "qkv.pretrained.model",
     "trace": "qkv.inspection.trace",
     "AttentionTrace": "qkv.data.trace",
     "ShapeError": "qkv.errors",
@@ -40,6 +42,7 @@ __all__ = [
     "AttentionTrace",
     "ConfigError",
     "KVCache",
+    "Model",
     "SelfAttention",
     "ShapeError",
     "Transformer",
@@ -66,7 +69,7 @@ if TYPE_CHECKING:
     from qkv.errors import ConfigError, ShapeError
     from qkv.inspection.trace import trace
     from qkv.model import FAMILIES, PRESETS, Transformer, TransformerConfig, preset
-    from qkv.pretrained.model import load
+    from qkv.pretrained.model import Model, load
 
 
 def __getattr__(name: str) -> Any:

@@ -12,9 +12,6 @@ import pytest
 
 import qkv
 from qkv.inspection import token_labels
-from qkv.model import Transformer
-from qkv.text.tokenizers import tokenizer_from_json
-from qkv.training import load_checkpoint, load_weights
 
 from .conftest import run_cli
 from .test_cli_errors import one_line_error
@@ -66,15 +63,12 @@ def test_the_text_is_unchanged_and_each_token_lists_what_a_trace_of_its_window_g
     full = text[:-1]  # the prompt and the 20 generated characters (one character, one token)
     assert [token for token, _ in rows] == token_labels(list(full[len(PROMPT) :]))
 
-    checkpoint = load_checkpoint(trained)
-    model = Transformer(checkpoint.model_config)
-    load_weights(model, checkpoint)
-    tokenizer = tokenizer_from_json(checkpoint.tokenizer_json)
+    model = qkv.load(trained)
     spans = windows(len(PROMPT), TOKENS)
     assert any(start > 0 for start, _ in spans)  # some windows were cropped
     for (start, end), (_, targets) in zip(spans, rows, strict=True):
         window = full[start:end]
-        row = qkv.trace((model, tokenizer), window, layers=[1]).head_weights(1)[-1, :-1]  # (S - 1,): its row
+        row = qkv.trace(model, window, layers=[1]).head_weights(1)[-1, :-1]  # (S - 1,): its row
         labels = token_labels(list(window[:-1]))
         top = row.topk(3).values.tolist()
         assert [weight for _, weight in targets] == pytest.approx(top, abs=0.0051)

@@ -1,6 +1,6 @@
 """``qkv generate --model``: a chat model answers inside its chat template and stops at its end-of-turn token;
-``--raw`` continues the prompt as it is; ``--dtype`` picks the precision; bad input is one line, exit 2, before
-anything loads."""
+``--raw`` continues the prompt as it is; ``--dtype`` picks the precision; a run is a model like any other; bad
+input is one line, exit 2, before anything loads."""
 
 from __future__ import annotations
 
@@ -62,14 +62,13 @@ def test_a_gguf_path_works_like_a_name(smollm2: None) -> None:
 @pytest.mark.parametrize(
     ("arguments", "what"),
     [
-        (["--model", "gpt-5"], "unknown model 'gpt-5'; known models: minilm, smollm2"),
         (["--model", "minilm"], "minilm is a sentence encoder and writes no text"),
         (["--model", "smollm2", "--dtype", "int8"], "--dtype 'int8' is not one of float32, bfloat16, int4"),
         (["--model", "smollm2", "--prompt", ""], "--prompt is empty"),
         (["--model", "smollm2", "--tokens", "0"], "--tokens must be at least 1"),
         (["--model", "smollm2", "--temperature", "-1"], "temperature"),
-        (["somerun", "--model", "smollm2"], "give either RUN (somerun) or --model (smollm2), not both"),
-        ([], "give a run directory (qkv generate RUN) or a pretrained model"),
+        (["somerun", "--model", "smollm2"], "give the model once: MODEL (somerun) or --model (smollm2), not both"),
+        ([], "give a model: qkv generate runs/NAME"),
     ],
 )
 def test_bad_input_is_one_line_exit_2_before_anything_loads(
@@ -87,10 +86,37 @@ def test_bad_input_is_one_line_exit_2_before_anything_loads(
     assert what in one_line_error(result, "generate") and result.out == ""
 
 
-@pytest.mark.parametrize("flag", [["--raw"], ["--dtype", "int4"]])
-def test_pretrained_flags_are_refused_for_a_run(trained: Path, flag: list[str]) -> None:
-    error = one_line_error(run_cli(["generate", str(trained), *flag]), "generate")
-    assert "applies to pretrained models (--model)" in error
+@pytest.mark.parametrize(
+    ("model", "what"),
+    [
+        ("gpt-5", "unknown model 'gpt-5': not a known name (minilm, smollm2) and no such path"),
+        ("", "no model given (an empty name)"),
+    ],
+)
+def test_a_model_that_is_not_there_is_one_line(model: str, what: str) -> None:
+    assert what in one_line_error(run_cli(["generate", "--model", model]), "generate")
+
+
+def test_a_run_is_a_model_like_any_other(trained: Path) -> None:
+    """MODEL and --model name the same run; --raw changes nothing for a model without a chat template."""
+    first = run_cli(["generate", str(trained), "--seed", "2", "--tokens", "12"])
+    assert first.code == 0, first.err
+    assert run_cli(["generate", "--model", str(trained), "--seed", "2", "--tokens", "12"]).out == first.out
+    assert run_cli(["generate", str(trained), "--seed", "2", "--tokens", "12", "--raw"]).out == first.out
+
+
+def test_a_run_samples_by_default_and_is_greedy_at_temperature_0(trained: Path) -> None:
+    greedy = ["generate", str(trained), "--temperature", "0", "--tokens", "30"]
+    assert run_cli(greedy).out == run_cli(greedy).out  # greedy needs no seed to repeat
+    sampled = {run_cli(["generate", str(trained), "--seed", str(seed), "--tokens", "30"]).out for seed in range(4)}
+    assert len(sampled) > 1  # the default temperature for a model without a chat template samples
+
+
+def test_a_run_loads_in_bfloat16_and_refuses_int4(trained: Path) -> None:
+    result = run_cli(["generate", str(trained), "--dtype", "bfloat16", "--prompt", "the ", "--tokens", "5"])
+    assert result.code == 0 and result.out.startswith("the ") and len(result.out) == len("the ") + 5 + 1
+    error = one_line_error(run_cli(["generate", str(trained), "--dtype", "int4"]), "generate")
+    assert "dtype 'int4' runs the 4-bit blocks a GGUF file stores" in error
 
 
 def test_a_missing_package_names_its_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -26,11 +26,12 @@ KernelCalls = Callable[[], AbstractContextManager[Counter[str]]]  # the conftest
 SENTENCE = "Evan's dog Riley is so hyperactive, she never stops moving"
 
 
-def char_model(family: str = "tiny", **fields: Any) -> tuple[qkv.Transformer, CharTokenizer]:
+def char_model(family: str = "tiny", **fields: Any) -> qkv.Model:
+    """A small random model with a character tokenizer, behind the handle qkv.load gives every model."""
     tokenizer = CharTokenizer.train(SENTENCE)
     torch.manual_seed(0)
     config = qkv.preset(family, vocab_size=tokenizer.vocab_size, context=64, width=32, layers=2, heads=4, **fields)
-    return qkv.Transformer(config), tokenizer
+    return qkv.Model(qkv.Transformer(config), tokenizer)
 
 
 def wordpiece() -> Any:
@@ -51,13 +52,6 @@ def wordpiece() -> Any:
     return PretrainedTokenizer(backend)
 
 
-class Loaded:
-    """What trace() needs of a loaded pretrained model: the model, its tokenizer, a name."""
-
-    def __init__(self, model: qkv.Transformer, tokenizer: Any, name: str) -> None:
-        self.model, self.tokenizer, self.name = model, tokenizer, name
-
-
 @pytest.mark.parametrize(
     ("family", "fields"),
     [("bert", {}), ("gpt2", {}), ("llama", {"kv_heads": 2})],
@@ -69,7 +63,7 @@ def test_every_family_traces_rows_that_sum_to_one_and_hide_the_future_when_causa
     tokenizer = wordpiece()
     torch.manual_seed(0)
     config = qkv.preset(family, vocab_size=tokenizer.vocab_size, context=64, width=32, layers=2, heads=4, **fields)
-    result = trace(Loaded(qkv.Transformer(config), tokenizer, family), SENTENCE)
+    result = trace(qkv.Model(qkv.Transformer(config), tokenizer, name=family), SENTENCE)
     T = len(result.tokens)
     assert result.weights.shape == (2, 4, T, T) and result.layers == (0, 1) and result.model == family
     assert result.tokens[0] == "[CLS]" and result.tokens[-1] == "[SEP]"
@@ -86,12 +80,12 @@ def test_every_family_traces_rows_that_sum_to_one_and_hide_the_future_when_causa
 def test_a_trace_runs_the_exact_path_under_either_setting_and_holds_its_weights(
     name: Implementation, kernel_calls: KernelCalls
 ) -> None:
-    model, tokenizer = char_model("llama", kv_heads=2)
-    attention = model.blocks[1].attention
+    model = char_model("llama", kv_heads=2)
+    attention = model.model.blocks[1].attention
     inputs: list[torch.Tensor] = []
     handle = attention.register_forward_pre_hook(lambda module, args: inputs.append(args[0]))
     with implementation(name), kernel_calls() as calls:
-        result = trace((model, tokenizer), SENTENCE)
+        result = trace(model, SENTENCE)
     handle.remove()
     assert calls == {"exact": 2}  # every captured layer took the exact path, and nothing ran twice
     _, weights = attention.attend(inputs[0], need_weights=True)  # the layer's own exact weights for its input
@@ -100,19 +94,19 @@ def test_a_trace_runs_the_exact_path_under_either_setting_and_holds_its_weights(
 
 
 def test_tracing_leaves_the_models_output_and_training_mode_unchanged() -> None:
-    model, tokenizer = char_model()
-    ids = torch.tensor([tokenizer.encode(SENTENCE)])
+    handle = char_model()
+    model = handle.model
+    ids = torch.tensor([handle.encode(SENTENCE)])
     model.eval()
     before = model(ids)
     model.train()
-    trace((model, tokenizer), SENTENCE)
+    trace(handle, SENTENCE)
     assert model.training
     assert torch.equal(model.eval()(ids), before)
 
 
 def test_a_trace_holds_one_layers_weights_per_captured_layer_with_the_tokens() -> None:
-    model, tokenizer = char_model()
-    result = trace((model, tokenizer), SENTENCE, layers=[1], name="mine")
+    result = trace(char_model(), SENTENCE, layers=[1], name="mine")
     assert result.weights.shape == (1, 4, len(SENTENCE), len(SENTENCE)) and result.model == "mine"
     assert "".join(result.tokens) == SENTENCE and not any(result.special)
     lines = word_arrows(result, layer=1)
@@ -125,27 +119,27 @@ def test_a_trace_holds_one_layers_weights_per_captured_layer_with_the_tokens() -
 
 def test_tracing_an_empty_or_too_long_text_is_a_clear_error() -> None:
     tokenizer = CharTokenizer.train(SENTENCE)
-    model = qkv.Transformer(qkv.preset("tiny", vocab_size=tokenizer.vocab_size, context=16))
+    model = qkv.Model(qkv.Transformer(qkv.preset("tiny", vocab_size=tokenizer.vocab_size, context=16)), tokenizer)
     with pytest.raises(InputError, match="empty"):
-        trace((model, tokenizer), "  ")
+        trace(model, "  ")
     with pytest.raises(InputError, match=f"the text is {len(SENTENCE)} tokens long; this model reads at most 16"):
-        trace((model, tokenizer), SENTENCE)
+        trace(model, SENTENCE)
 
 
 def test_a_trace_too_big_to_hold_says_how_many_tokens_fit(monkeypatch: pytest.MonkeyPatch) -> None:
     trace_module = sys.modules["qkv.inspection.trace"]
 
-    model, tokenizer = char_model()
+    model = char_model()
     monkeypatch.setattr(trace_module, "MAX_TRACE_BYTES", 4 * 2 * 4 * 20**2)  # 2 layers × 4 heads × 20² tokens
     with pytest.raises(InputError, match=r"58 tokens through 2 layers × 4 heads .* trace at most 20 tokens"):
-        trace((model, tokenizer), SENTENCE)
-    assert trace((model, tokenizer), SENTENCE[:28], layers=[0]).weights.shape[0] == 1  # one layer: 28 tokens fit
+        trace(model, SENTENCE)
+    assert trace(model, SENTENCE[:28], layers=[0]).weights.shape[0] == 1  # one layer: 28 tokens fit
 
 
 def test_a_trace_survives_a_json_round_trip_exactly(tmp_path: Path) -> None:
     tokenizer = wordpiece()
     config = qkv.preset("bert", vocab_size=tokenizer.vocab_size, context=64, width=32, layers=2, heads=4)
-    original = trace(Loaded(qkv.Transformer(config), tokenizer, "bert"), SENTENCE, layers=[1])
+    original = trace(qkv.Model(qkv.Transformer(config), tokenizer, name="bert"), SENTENCE, layers=[1])
     loaded = AttentionTrace.load(original.save(tmp_path / "trace.json"))
     assert torch.equal(loaded.weights, original.weights) and loaded.weights.dtype == torch.float32
     assert (loaded.tokens, loaded.special, loaded.layers, loaded.text, loaded.model) == (

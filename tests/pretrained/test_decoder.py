@@ -12,7 +12,7 @@ import torch
 
 from qkv.generation import decode_one_token, prefill
 from qkv.generation.fast_decoder import FastDecoder, supports
-from qkv.pretrained import PretrainedModel, load
+from qkv.pretrained import Model, load
 
 from .conftest import transformers_or_skip
 from .tiny import gguf_tensors, tiny_llama, write_gguf
@@ -29,7 +29,7 @@ def q4_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_gguf(tmp_path_factory.mktemp("dec") / "q4.gguf", tensors, width=64, mlp_width=128, types=types)
 
 
-def transformer_steps(model: PretrainedModel, prompt: list[int], tokens: list[int]) -> torch.Tensor:
+def transformer_steps(model: Model, prompt: list[int], tokens: list[int]) -> torch.Tensor:
     """The Transformer's own cached path: the prompt's last logits, then one row per fed token ``(1 + n, V)``."""
     cache = model.model.new_cache(1, len(prompt) + len(tokens))
     with torch.inference_mode():
@@ -38,9 +38,7 @@ def transformer_steps(model: PretrainedModel, prompt: list[int], tokens: list[in
     return torch.stack(rows)
 
 
-def decoder_steps(
-    model: PretrainedModel, prompt: list[int], tokens: list[int], split: int | None = None
-) -> torch.Tensor:
+def decoder_steps(model: Model, prompt: list[int], tokens: list[int], split: int | None = None) -> torch.Tensor:
     decoder = FastDecoder(model.model, len(prompt) + len(tokens))
     if split is None:
         rows = [decoder.prefill(torch.tensor(prompt))]

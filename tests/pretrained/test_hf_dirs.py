@@ -148,7 +148,7 @@ def test_a_directory_chat_template_and_special_tokens_are_read(tmp_path: Path, g
 
 
 def test_an_unknown_name_or_path_names_the_known_models() -> None:
-    with pytest.raises(InputError, match=r"'no-such-model' is neither a known model name \(minilm, smollm2\)"):
+    with pytest.raises(InputError, match=r"unknown model 'no-such-model': not a known name \(minilm, smollm2\)"):
         load("no-such-model")
 
 

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from qkv.inspection import capture_attention
-from qkv.pretrained import PretrainedModel, load
+from qkv.pretrained import Model, load
 
 from .conftest import packaged_or_skip, transformers_or_skip
 
@@ -26,7 +26,7 @@ TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
-def ours() -> PretrainedModel:
+def ours() -> Model:
     packaged_or_skip("minilm")
     return load("minilm")
 
@@ -41,9 +41,7 @@ def reference() -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def run_ours(
-    ours: PretrainedModel, ids: torch.Tensor, keep: torch.Tensor
-) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+def run_ours(ours: Model, ids: torch.Tensor, keep: torch.Tensor) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
     """Hidden states after the embedding and after every block, and every layer's weights (B, H, T, S)."""
     states: list[torch.Tensor] = []
     hooks = [ours.model.embedding.register_forward_hook(lambda _m, _i, out: states.append(out))]
@@ -57,15 +55,13 @@ def run_ours(
     return states, [records[layer][0] for layer in sorted(records)]
 
 
-def test_token_ids_match_the_reference_tokenizer(ours: PretrainedModel, reference: tuple[Any, Any]) -> None:
+def test_token_ids_match_the_reference_tokenizer(ours: Model, reference: tuple[Any, Any]) -> None:
     _, tokenizer = reference
     for text in SENTENCES:
         assert ours.encode(text) == tokenizer(text)["input_ids"], text
 
 
-def test_a_padded_batch_matches_the_reference_tokenizer_padding(
-    ours: PretrainedModel, reference: tuple[Any, Any]
-) -> None:
+def test_a_padded_batch_matches_the_reference_tokenizer_padding(ours: Model, reference: tuple[Any, Any]) -> None:
     _, tokenizer = reference
     ids, keep = ours.encode_batch(SENTENCES)
     expected = tokenizer(SENTENCES, padding=True, return_tensors="pt")
@@ -74,7 +70,7 @@ def test_a_padded_batch_matches_the_reference_tokenizer_padding(
 
 @pytest.mark.parametrize("texts", [[SENTENCE], SENTENCES], ids=["the article's sentence", "padded batch"])
 def test_every_layer_hidden_states_and_weights_match_bert(
-    ours: PretrainedModel, reference: tuple[Any, Any], texts: list[str]
+    ours: Model, reference: tuple[Any, Any], texts: list[str]
 ) -> None:
     model, _ = reference
     ids, keep = ours.encode_batch(texts)
@@ -92,15 +88,13 @@ def test_every_layer_hidden_states_and_weights_match_bert(
         assert gap < TOLERANCE, f"layer {layer} weights differ by {gap:.2e}"
 
 
-def test_padding_gets_no_weight(ours: PretrainedModel) -> None:
+def test_padding_gets_no_weight(ours: Model) -> None:
     ids, keep = ours.encode_batch(SENTENCES)
     _, weights = run_ours(ours, ids, keep)
     assert all(float(w.masked_select(~keep[:, None, None, :]).abs().max()) == 0.0 for w in weights)
 
 
-def test_sentence_embeddings_match_sentence_transformers_pooling(
-    ours: PretrainedModel, reference: tuple[Any, Any]
-) -> None:
+def test_sentence_embeddings_match_sentence_transformers_pooling(ours: Model, reference: tuple[Any, Any]) -> None:
     """sentence-transformers' all-MiniLM-L6-v2: mean of the last hidden states over real tokens, L2-normalised."""
     model, tokenizer = reference
     batch = tokenizer(SENTENCES, padding=True, return_tensors="pt")
@@ -115,7 +109,7 @@ def test_sentence_embeddings_match_sentence_transformers_pooling(
 
 
 def test_long_texts_are_cut_at_256_tokens_as_sentence_transformers_cuts_them(
-    ours: PretrainedModel, reference: tuple[Any, Any]
+    ours: Model, reference: tuple[Any, Any]
 ) -> None:
     model, tokenizer = reference
     text = " ".join(["attention"] * 400)
@@ -126,13 +120,13 @@ def test_long_texts_are_cut_at_256_tokens_as_sentence_transformers_cuts_them(
     assert (ours.embed(text) - expected).abs().max().item() < TOLERANCE
 
 
-def test_similar_sentences_are_closer_than_unrelated_ones(ours: PretrainedModel) -> None:
+def test_similar_sentences_are_closer_than_unrelated_ones(ours: Model) -> None:
     dog, puppy, market = ours.embed(["a dog runs in the park", "a puppy plays outside", "stock prices fell today"])
     assert float(dog @ puppy) > float(dog @ market) + 0.3
     assert torch.allclose(dog.norm(), torch.tensor(1.0))
 
 
-def test_word_pieces_read_as_text_for_display(ours: PretrainedModel) -> None:
+def test_word_pieces_read_as_text_for_display(ours: Model) -> None:
     pieces = ours.tokenizer.pieces(ours.encode("Riley is so hyperactive"))
     assert pieces == ["[CLS]", " riley", " is", " so", " hyper", "active", "[SEP]"]
     ids, pieces = ours.tokenizer.encode_with_pieces(SENTENCE)
@@ -140,7 +134,7 @@ def test_word_pieces_read_as_text_for_display(ours: PretrainedModel) -> None:
     assert pieces[:4] == ["[CLS]", "Evan", "'", "s"] and pieces[8:10] == [" hyper", "active"]
 
 
-def test_an_encoder_cannot_generate(ours: PretrainedModel) -> None:
+def test_an_encoder_cannot_generate(ours: Model) -> None:
     from qkv.errors import InputError
 
     with pytest.raises(InputError, match="encoder"):

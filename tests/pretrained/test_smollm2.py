@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from qkv.pretrained import PretrainedModel, load
+from qkv.pretrained import Model, load
 
 from .conftest import packaged_or_skip, transformers_or_skip
 
@@ -31,7 +31,7 @@ LOGIT_TOLERANCE = 1e-3
 
 
 @pytest.fixture(scope="module")
-def ours() -> PretrainedModel:
+def ours() -> Model:
     packaged_or_skip("smollm2")
     return load("smollm2")
 
@@ -49,7 +49,7 @@ def reference() -> tuple[Any, Any]:
     return model, tokenizer
 
 
-def test_token_ids_match_the_reference_tokenizer(ours: PretrainedModel, reference: tuple[Any, Any]) -> None:
+def test_token_ids_match_the_reference_tokenizer(ours: Model, reference: tuple[Any, Any]) -> None:
     _, tokenizer = reference
     texts = [*PROMPTS, ours.chat_prompt(CHATS[2]), "  leading spaces\n\n\ttabs<|im_end|>x<|endoftext|>"]
     for text in texts:
@@ -59,7 +59,7 @@ def test_token_ids_match_the_reference_tokenizer(ours: PretrainedModel, referenc
 
 @pytest.mark.parametrize("generation_prompt", [True, False])
 def test_the_chat_template_renders_as_transformers_renders_it(
-    ours: PretrainedModel, reference: tuple[Any, Any], generation_prompt: bool
+    ours: Model, reference: tuple[Any, Any], generation_prompt: bool
 ) -> None:
     _, tokenizer = reference
     for messages in CHATS:
@@ -67,7 +67,7 @@ def test_the_chat_template_renders_as_transformers_renders_it(
         assert ours.chat_prompt(messages, add_generation_prompt=generation_prompt) == expected
 
 
-def test_logits_of_a_padded_batch_match_transformers(ours: PretrainedModel, reference: tuple[Any, Any]) -> None:
+def test_logits_of_a_padded_batch_match_transformers(ours: Model, reference: tuple[Any, Any]) -> None:
     model, _ = reference
     ids, keep = ours.encode_batch([*PROMPTS, ours.chat_prompt(CHATS[0])])
     with torch.no_grad():
@@ -79,7 +79,7 @@ def test_logits_of_a_padded_batch_match_transformers(ours: PretrainedModel, refe
 
 
 @pytest.mark.parametrize("question", ["What is the capital of France?", "Write a short poem about attention."])
-def test_thirty_greedy_tokens_are_identical(ours: PretrainedModel, reference: tuple[Any, Any], question: str) -> None:
+def test_thirty_greedy_tokens_are_identical(ours: Model, reference: tuple[Any, Any], question: str) -> None:
     model, _ = reference
     prompt = ours.encode(ours.chat_prompt(question))
     with torch.no_grad():
@@ -89,11 +89,11 @@ def test_thirty_greedy_tokens_are_identical(ours: PretrainedModel, reference: tu
     assert len(expected) == 30 or output[len(expected)] in ours.stop_ids
 
 
-def test_it_knows_the_capital_of_france(ours: PretrainedModel) -> None:
+def test_it_knows_the_capital_of_france(ours: Model) -> None:
     assert ours.generate(ours.chat_prompt("What is the capital of France?"), 20) == "The capital of France is Paris."
 
 
-def test_cached_decoding_equals_full_recomputation(ours: PretrainedModel) -> None:
+def test_cached_decoding_equals_full_recomputation(ours: Model) -> None:
     from qkv.generation import decode_one_token, prefill
 
     prompt = torch.tensor([ours.encode(PROMPTS[0])])  # (1, T)
@@ -109,7 +109,7 @@ def test_cached_decoding_equals_full_recomputation(ours: PretrainedModel) -> Non
     assert gap < 1e-4, f"cached and recomputed logits differ by {gap:.2e}"
 
 
-def test_the_model_is_what_the_gguf_says(ours: PretrainedModel) -> None:
+def test_the_model_is_what_the_gguf_says(ours: Model) -> None:
     c = ours.config
     assert (c.layers, c.heads, c.kv_heads, c.width, c.mlp_width, c.vocab_size) == (30, 9, 3, 576, 1536, 49152)
     assert (c.positions, c.norm, c.activation, c.rope_theta, c.tie_embeddings) == (
@@ -138,12 +138,12 @@ SAME_ANSWERS = ["What is the capital of France?", "Write a short poem about atte
 
 
 @pytest.fixture(scope="module", params=["int4", "bfloat16"])
-def low(request: pytest.FixtureRequest) -> PretrainedModel:
+def low(request: pytest.FixtureRequest) -> Model:
     packaged_or_skip("smollm2")
     return load("smollm2", dtype=request.param)
 
 
-def test_low_precision_logits_stay_close_to_float32(ours: PretrainedModel, low: PretrainedModel) -> None:
+def test_low_precision_logits_stay_close_to_float32(ours: Model, low: Model) -> None:
     chats = [ours.chat_prompt(messages) for messages in CHATS] + [ours.chat_prompt(q) for q in SAME_ANSWERS]
     ids, keep = ours.encode_batch([*PROMPTS, *chats])
     expected, got = ours.forward(ids, keep=keep)[keep], low.forward(ids, keep=keep)[keep]  # (positions, V)
@@ -154,12 +154,12 @@ def test_low_precision_logits_stay_close_to_float32(ours: PretrainedModel, low: 
 
 
 @pytest.mark.parametrize("question", SAME_ANSWERS)
-def test_low_precision_writes_the_float32_answer(ours: PretrainedModel, low: PretrainedModel, question: str) -> None:
+def test_low_precision_writes_the_float32_answer(ours: Model, low: Model, question: str) -> None:
     prompt = ours.encode(ours.chat_prompt(question))
     assert list(low.stream(prompt, 30)) == list(ours.stream(prompt, 30))
 
 
-def test_int4_holds_the_model_in_under_a_quarter_of_float32s_bytes(ours: PretrainedModel) -> None:
+def test_int4_holds_the_model_in_under_a_quarter_of_float32s_bytes(ours: Model) -> None:
     int4 = load("smollm2", dtype="int4")
     tensors = [*int4.model.parameters(), *int4.model.buffers()]
     held = sum(t.untyped_storage().nbytes() for t in {t.untyped_storage().data_ptr(): t for t in tensors}.values())
@@ -167,7 +167,7 @@ def test_int4_holds_the_model_in_under_a_quarter_of_float32s_bytes(ours: Pretrai
     assert 4 * held < sum(p.numel() * 4 for p in ours.model.parameters())
 
 
-def test_the_fast_decoder_matches_the_transformer(ours: PretrainedModel) -> None:
+def test_the_fast_decoder_matches_the_transformer(ours: Model) -> None:
     from qkv.generation import decode_one_token, prefill
     from qkv.generation.fast_decoder import FastDecoder
 

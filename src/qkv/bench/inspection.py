@@ -106,10 +106,12 @@ def text_of_tokens(tokenizer: PretrainedTokenizer, source: str, tokens: int) -> 
 def trace_case(model: str, tokens: int) -> Callable[[], object]:
     """The memory worker's factory: load ``model``, cut a ``tokens``-token text, return one whole trace of it."""
     from qkv.inspection.trace import trace
-    from qkv.pretrained import load
+    from qkv.pretrained import PretrainedTokenizer, load
     from qkv.text import default_corpus
 
     loaded = load(model)
+    if not isinstance(loaded.tokenizer, PretrainedTokenizer):  # text_of_tokens reads its pieces and special tokens
+        raise BenchmarkError(f"{model}: the trace benchmark measures pretrained models (minilm, smollm2)")
     text = text_of_tokens(loaded.tokenizer, default_corpus().text, tokens)
     return lambda: trace(loaded, text)
 

@@ -20,7 +20,6 @@ except for the terminal and the arc diagram, which show the last layer.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -31,9 +30,6 @@ from qkv.cli.output import check_writable, emit
 
 if TYPE_CHECKING:
     from qkv.data.trace import AttentionTrace
-    from qkv.inspection.trace import LoadedModel
-    from qkv.model import Transformer
-    from qkv.text.tokenizers import Tokenizer
 
 FORMATS = ("terminal", "png", "svg", "html", "json")
 SUFFIXES = {".png": "png", ".svg": "svg", ".html": "html", ".htm": "html", ".json": "json", ".txt": "terminal"}
@@ -86,8 +82,10 @@ def run(args: argparse.Namespace) -> int:
     # One forward pass of one text takes milliseconds; a second thread only adds waiting, and on a busy shared
     # machine it made MiniLM's pass 30× slower (1 s instead of 30 ms), measured.
     torch.set_num_threads(1)
-    loaded = _load(args.model)
-    config = (loaded[0] if isinstance(loaded, tuple) else loaded.model).config
+    from qkv.pretrained import load
+
+    loaded = load(args.model)  # a run, a known name, a Hugging Face directory or a .gguf: one handle
+    config = loaded.config
     if args.layer is not None and not 0 <= args.layer < config.layers:
         raise UserError(f"--layer {args.layer} is out of range; this model has layers 0…{config.layers - 1}")
     if args.head is not None and not 0 <= args.head < config.heads:
@@ -98,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
     one_head = kind == "terminal" or (kind in ("png", "svg") and args.head is not None)
     layer = config.layers - 1 if args.layer is None and one_head else args.layer
     layers = None if layer is None else [layer]  # --layer narrows the capture; without it, every layer
-    result = trace(loaded, args.text, layers=layers, name=None if not isinstance(loaded, tuple) else args.model)
+    result = trace(loaded, args.text, layers=layers)
     if kind == "terminal":
         _terminal(result, args, layer)
     elif kind in ("png", "svg"):
@@ -124,43 +122,6 @@ def _format(given: str | None, output: str | None) -> str:
             f"{', '.join(SUFFIXES)}"
         )
     return SUFFIXES[suffix]
-
-
-def _is_run(path: Path) -> bool:
-    """Whether ``path`` is a run or checkpoint directory written by ``qkv train`` (not a Hugging Face one)."""
-    if not path.is_dir():
-        return False
-    if (path / "checkpoint").is_dir() or any(path.glob(".checkpoint.old-*")):
-        return True
-    try:
-        config = json.loads((path / "config.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(config, dict) and config.get("format") == "qkv-checkpoint"
-
-
-def _load(name: str) -> LoadedModel | tuple[Transformer, Tokenizer]:
-    """A run directory → (Transformer, Tokenizer); a pretrained name or path → the loaded pretrained model."""
-    from qkv.data.registry import PACKAGED
-
-    path = Path(name).expanduser()
-    if _is_run(path):
-        from qkv.model import Transformer
-        from qkv.text.tokenizers import tokenizer_from_json
-        from qkv.training import load_checkpoint, load_weights
-
-        checkpoint = load_checkpoint(path)
-        model = Transformer(checkpoint.model_config)
-        load_weights(model, checkpoint)
-        return model, tokenizer_from_json(checkpoint.tokenizer_json)
-    if name not in PACKAGED and not path.exists():
-        raise UserError(
-            f"unknown model {name!r}: give a run directory written by `qkv train`, a known model name "
-            f"({', '.join(PACKAGED)}), a Hugging Face model directory or a .gguf file"
-        )
-    from qkv.pretrained import load
-
-    return load(name)
 
 
 def _color(args: argparse.Namespace) -> bool:

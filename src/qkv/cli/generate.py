@@ -1,10 +1,17 @@
-"""``qkv generate RUN --prompt TEXT`` — sample text from a model you trained, streamed to the terminal.
+"""``qkv generate MODEL --prompt TEXT`` — generate text from any model, streamed to the terminal.
 
-``qkv generate --model smollm2 --prompt TEXT`` — the same from a pretrained language model (a known name, a
-Hugging Face directory or a Llama-family ``.gguf``). A chat model gets the prompt wrapped in its own chat
-template, stops at its end-of-turn token, and only its answer is printed; ``--raw`` sends the prompt as it is
-and prints it before the continuation. Pretrained models generate greedily unless ``--temperature`` says
-otherwise; ``--dtype`` picks float32 (default), bfloat16 or int4 weights.
+MODEL (or ``--model MODEL``, as ``qkv attend`` takes it) is a run directory written by ``qkv train``, a known
+name (``smollm2``; see ``qkv models``), a Hugging Face directory or a Llama-family ``.gguf``: all load through
+:func:`qkv.load` into the same handle, and generate the same way. What differs is the model's own:
+
+- a **chat model** (one whose files carry a chat template, like SmolLM2) gets the prompt wrapped in that
+  template, stops at its end-of-turn token, and only its answer is printed; it answers greedily unless
+  ``--temperature`` says otherwise. ``--raw`` sends the prompt as it is and prints it before the continuation.
+- **every other model** (a run, GPT-2) continues the prompt, printed first, sampling at temperature
+  ``CONTINUE_TEMPERATURE`` (0.8) unless ``--temperature`` says otherwise: greedy continuation of free text
+  soon loops.
+
+``--dtype`` picks float32 (default), bfloat16 or int4 weights (int4: a GGUF's own 4-bit blocks).
 
 ``--show-attention [K]`` adds, after the text, one line per generated token: the K earlier tokens (3 by default)
 it attends to most, with their weights, averaged over the heads of one layer (``--attention-layer``, the last
@@ -14,8 +21,8 @@ by default)::
 
 A token's weights are its own row (what it attends to when it is read back in to predict the next token); the
 token itself is left out and the weights are not renormalised. The text still streams as it is generated; the
-lines follow it, so that they never break it up. A pretrained model generates through qkv's Transformer
-rather than its fast twin when attention is shown (the same tokens, more slowly).
+lines follow it, so that they never break it up. A model generates through qkv's Transformer rather than its
+fast twin when attention is shown (the same tokens, more slowly).
 """
 
 from __future__ import annotations
@@ -33,30 +40,32 @@ if TYPE_CHECKING:
 
     from qkv.generation import SamplingConfig
     from qkv.inspection import AttendedToken
-    from qkv.model import Transformer
-    from qkv.text.tokenizers import Tokenizer
+    from qkv.pretrained import Model
 
-RUN_TEMPERATURE = 0.8  # sampling, for a model you trained; pretrained models decode greedily by default
+CONTINUE_TEMPERATURE = 0.8  # the default for a model that continues text; a chat model answers greedily
 SHOWN_TOKENS = 3  # --show-attention without a number
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "generate", help="generate text from a trained model (a run directory) or a pretrained one (--model)"
+        "generate", help="generate text from a model: a run you trained, a known name, a directory or a .gguf"
     )
-    parser.add_argument("run", metavar="RUN", nargs="?", help="a run or checkpoint directory written by `qkv train`")
     parser.add_argument(
-        "--model",
+        "model",
         metavar="MODEL",
-        help="a pretrained language model instead of RUN: a known name (smollm2; see `qkv models`), a Hugging "
-        "Face directory or a .gguf file",
+        nargs="?",
+        help="a run directory written by `qkv train`, a known name (smollm2; see `qkv models`), a Hugging Face "
+        "directory or a .gguf file",
+    )
+    parser.add_argument(
+        "--model", dest="model_option", metavar="MODEL", help="the same as MODEL, as `qkv attend` takes it"
     )
     parser.add_argument("--prompt", default="\n", help="text to continue (default: a newline)")
     parser.add_argument("--tokens", type=int, default=300, help="how many tokens to generate (default 300)")
     parser.add_argument(
         "--temperature",
         type=float,
-        help=f"0 is greedy (default {RUN_TEMPERATURE} for RUN, 0 for --model)",
+        help=f"0 is greedy (default: 0 for a chat model, {CONTINUE_TEMPERATURE} for any other)",
     )
     parser.add_argument("--top-k", type=int, help="sample only among the k likeliest tokens")
     parser.add_argument("--top-p", type=float, help="sample only among the likeliest tokens covering p")
@@ -71,12 +80,12 @@ def register(subparsers: Any) -> None:
     parser.add_argument(
         "--raw",
         action="store_true",
-        help="with --model: send the prompt as it is, not wrapped in the chat template (and print it first)",
+        help="send the prompt as it is, not wrapped in a chat model's template (and print it first)",
     )
     parser.add_argument(
         "--dtype",
         metavar="DTYPE",
-        help="with --model: float32 (default), bfloat16, or int4 (a GGUF's own 4-bit blocks: fastest, least memory)",
+        help="float32 (default), bfloat16, or int4 (a GGUF's own 4-bit blocks: fastest, least memory)",
     )
     parser.add_argument(
         "--show-attention",
@@ -97,65 +106,78 @@ def register(subparsers: Any) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    """Every check on the flags first (a mistake costs no loading time), then load, then stream the text."""
+    name = _model_name(args)
     if args.tokens < 1:
         raise UserError(f"--tokens must be at least 1, got {args.tokens}")
     if args.show_attention is not None and args.show_attention < 1:
         raise UserError(f"--show-attention K must be at least 1, got {args.show_attention}")
     if args.attention_layer is not None and args.show_attention is None:
         raise UserError("--attention-layer chooses the layer --show-attention averages; add --show-attention")
-    if args.run is not None and args.model is not None:
-        raise UserError(f"give either RUN ({args.run}) or --model ({args.model}), not both")
     if not args.prompt:
         raise UserError("--prompt is empty; give at least one character")
-    if args.model is not None:
-        return run_pretrained(args)
-    if args.run is None:
-        raise UserError("give a run directory (qkv generate RUN) or a pretrained model (qkv generate --model smollm2)")
-    for flag, value in (("--raw", args.raw or None), ("--dtype", args.dtype)):
-        if value is not None:
-            raise UserError(f"{flag} applies to pretrained models (--model); a run is generated as it was trained")
+    from qkv.data.registry import PACKAGED
+    from qkv.pretrained.lowbit import PRECISIONS
+
+    dtype = args.dtype or "float32"
+    if dtype not in PRECISIONS:
+        raise UserError(f"--dtype {dtype!r} is not one of {', '.join(PRECISIONS)}")
+    known = PACKAGED.get(name)
+    if known is not None and known.kind != "causal":
+        language_models = ", ".join(other for other, entry in PACKAGED.items() if entry.kind == "causal")
+        raise UserError(
+            f"{name} is a sentence encoder and writes no text; generate with a language model "
+            f"({language_models}), or look inside it with: qkv attend TEXT --model {name}"
+        )
+    _sampling(args, 0.0)  # the sampling flags are checked now; the default temperature depends on the model
     import torch
 
-    from qkv.generation import generate
-    from qkv.model import Transformer
-    from qkv.text.tokenizers import tokenizer_from_json
-    from qkv.training import load_checkpoint, load_weights
+    from qkv.pretrained import load
 
-    sampling = _sampling(args, RUN_TEMPERATURE)
-    checkpoint = load_checkpoint(args.run)
-    tokenizer = tokenizer_from_json(checkpoint.tokenizer_json)
-    model = Transformer(checkpoint.model_config)
-    load_weights(model, checkpoint)
-    ids = _fit_context(tokenizer.encode(args.prompt), checkpoint.model_config.context, args, "this model")
+    model = load(name, dtype=dtype)
+    if not model.is_causal:
+        raise UserError(f"{name} is an encoder and writes no text; generate with a language model (smollm2)")
+    chat = model.chat_template is not None and not args.raw
+    sampling = _sampling(args, 0.0 if model.chat_template is not None else CONTINUE_TEMPERATURE)
+    prompt = model.chat_prompt(args.prompt) if chat else args.prompt
+    ids = _fit_context(model.encode(prompt), model.config.context, args, name)
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
-
     if args.show_attention is not None:
         _check_layer(args.attention_layer, model)
-    sys.stdout.write(args.prompt)
+    if not chat:
+        sys.stdout.write(args.prompt)
     if args.show_attention is not None:
-        _stream_with_attention(model, tokenizer, ids, sampling, generator, args)
+        _stream_with_attention(model, ids, sampling, generator, args)
         return 0
-    tokens = (
-        int(token[0]) for token in generate(model, torch.tensor([ids]), args.tokens, sampling, generator=generator)
-    )
-    write_stream(tokens, tokenizer.decode_bytes, args.stop)
+    tokens = model.stream(ids, args.tokens, sampling=sampling, generator=generator)
+    write_stream(tokens, model.tokenizer.decode_bytes, args.stop)
     return 0
 
 
-def _check_layer(layer: int | None, model: Transformer) -> None:
-    count = len(model.blocks)
+def _model_name(args: argparse.Namespace) -> str:
+    """The one model, given as MODEL or as --model."""
+    if args.model is not None and args.model_option is not None:
+        raise UserError(f"give the model once: MODEL ({args.model}) or --model ({args.model_option}), not both")
+    name = args.model if args.model is not None else args.model_option
+    if name is None:
+        raise UserError(
+            "give a model: qkv generate runs/NAME (a run `qkv train` wrote) or qkv generate --model smollm2"
+        )
+    return str(name)
+
+
+def _check_layer(layer: int | None, model: Model) -> None:
+    count = model.config.layers
     if layer is not None and not -count <= layer < count:
         raise UserError(f"--attention-layer {layer} is out of range; this model has layers 0…{count - 1}")
 
 
 def _stream_with_attention(
-    model: Transformer,
-    tokenizer: Tokenizer,
+    model: Model,
     ids: list[int],
     sampling: SamplingConfig,
     generator: torch.Generator | None,
     args: argparse.Namespace,
-    stop_ids: tuple[int, ...] = (),
 ) -> None:
     """Stream the text as :func:`write_stream` does, then print each generated token's attention line."""
     from qkv.inspection import generate_attending
@@ -165,20 +187,22 @@ def _stream_with_attention(
 
     def tokens() -> Iterator[int]:
         for step in generate_attending(
-            model, ids, args.tokens, sampling, generator=generator, layer=layer, stop_ids=stop_ids
+            model.model, ids, args.tokens, sampling, generator=generator, layer=layer, stop_ids=model.stop_ids
         ):
             steps.append(step)
             yield step.token
 
-    write_stream(tokens(), tokenizer.decode_bytes, args.stop)
+    write_stream(tokens(), model.tokenizer.decode_bytes, args.stop)
     if steps:
         heads = model.config.heads
         sys.stdout.write(
-            f"\nattention in layer {steps[0].layer} (of 0…{len(model.blocks) - 1}), averaged over its {heads} "
+            f"\nattention in layer {steps[0].layer} (of 0…{model.config.layers - 1}), averaged over its {heads} "
             f"head{'s' * (heads > 1)}: each generated token ⇒ the {args.show_attention} earlier tokens it attends "
             "to most\n"
         )
-        sys.stdout.write("".join(line + "\n" for line in attention_lines(steps, tokenizer.pieces, args.show_attention)))
+        sys.stdout.write(
+            "".join(line + "\n" for line in attention_lines(steps, model.tokenizer.pieces, args.show_attention))
+        )
 
 
 def attention_lines(steps: list[AttendedToken], pieces: Any, top: int) -> list[str]:
@@ -214,52 +238,8 @@ def write_stream(tokens: Iterator[int], to_bytes: Any, stops: list[str]) -> None
     sys.stdout.write("\n")
 
 
-def run_pretrained(args: argparse.Namespace) -> int:
-    """``qkv generate --model MODEL``: every check on the flags first, then load, then stream the answer."""
-    from qkv.data.registry import PACKAGED
-    from qkv.pretrained.lowbit import PRECISIONS
-
-    dtype = args.dtype or "float32"
-    if dtype not in PRECISIONS:
-        raise UserError(f"--dtype {dtype!r} is not one of {', '.join(PRECISIONS)}")
-    known = PACKAGED.get(args.model)
-    if known is not None and known.kind != "causal":
-        language_models = ", ".join(name for name, entry in PACKAGED.items() if entry.kind == "causal")
-        raise UserError(
-            f"{args.model} is a sentence encoder and writes no text; generate with a language model "
-            f"({language_models}), or look inside it with: qkv attend TEXT --model {args.model}"
-        )
-    if known is None and not _looks_like_a_path(args.model):
-        raise UserError(
-            f"unknown model {args.model!r}; known models: {', '.join(PACKAGED)} (see qkv models), or give the "
-            "path of a Hugging Face directory or a .gguf file"
-        )
-    sampling = _sampling(args, 0.0)
-    import torch
-
-    from qkv.pretrained import load
-
-    model = load(args.model, dtype=dtype)
-    if not model.is_causal:
-        raise UserError(f"{args.model} is an encoder and writes no text; generate with a language model (smollm2)")
-    chat = model.chat_template is not None and not args.raw
-    prompt = model.chat_prompt(args.prompt) if chat else args.prompt
-    ids = _fit_context(model.encode(prompt), model.config.context, args, args.model)
-    generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
-    if args.show_attention is not None:
-        _check_layer(args.attention_layer, model.model)
-    if not chat:
-        sys.stdout.write(args.prompt)
-    if args.show_attention is not None:
-        _stream_with_attention(model.model, model.tokenizer, ids, sampling, generator, args, model.stop_ids)
-        return 0
-    tokens = model.stream(ids, args.tokens, sampling=sampling, generator=generator)
-    write_stream(tokens, model.tokenizer.decode_bytes, args.stop)
-    return 0
-
-
 def _sampling(args: argparse.Namespace, default_temperature: float) -> Any:
-    """The sampling flags; a run samples at ``RUN_TEMPERATURE`` by default, a chat model answers greedily."""
+    """The sampling flags, at ``default_temperature`` unless ``--temperature`` is given."""
     from qkv.generation import SamplingConfig
 
     temperature = default_temperature if args.temperature is None else args.temperature
@@ -277,9 +257,3 @@ def _fit_context(ids: list[int], context: int, args: argparse.Namespace, reader:
         )
     print(f"(prompt cropped to its last {context} of {len(ids)} tokens)", file=sys.stderr)
     return ids[-context:]
-
-
-def _looks_like_a_path(text: str) -> bool:
-    from pathlib import Path
-
-    return Path(text).expanduser().exists()

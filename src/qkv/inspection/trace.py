@@ -29,7 +29,7 @@ MAX_TRACE_BYTES = 2 * 1024**3  # the weights a trace may hold: L·H·T² float32
 
 
 class LoadedModel(Protocol):
-    """A model with its tokenizer and a name, such as :class:`qkv.pretrained.PretrainedModel`."""
+    """A model with its tokenizer and a name: :class:`qkv.Model`, the handle :func:`qkv.load` returns."""
 
     @property
     def model(self) -> Transformer: ...
@@ -46,7 +46,7 @@ class LoadedModel(Protocol):
 
 @torch.no_grad()
 def trace(
-    model: LoadedModel | tuple[Transformer, Tokenizer],
+    model: LoadedModel,
     text: str,
     *,
     layers: Sequence[int] | None = None,
@@ -54,19 +54,17 @@ def trace(
 ) -> AttentionTrace:
     """Run ``text`` through a model once and capture the weights of ``layers`` (all by default).
 
-    ``model`` is a loaded pretrained model (``qkv.load("minilm")``) or a pair ``(Transformer, Tokenizer)``
-    (a model you trained). The model's output is not changed: capturing only records the weights.
+    ``model`` is the handle :func:`qkv.load` returns for every model (``qkv.load("minilm")``, a run
+    ``qkv.load("runs/latest")``), or one built in memory (``qkv.Model(transformer, tokenizer, name="mine")``);
+    ``name`` overrides the name the trace records. The model's output is not changed: capturing only records
+    the weights.
 
     The text may be as long as the model's context (MiniLM: 512 tokens with ``[CLS]`` and ``[SEP]``), as long
     as the weights, ``4·L·H·T²`` bytes, stay within ``MAX_TRACE_BYTES`` (2 GiB: SmolLM2's 30 layers × 9 heads
     hold 1,410 tokens, one of its layers 7,723).
     """
-    if isinstance(model, tuple):
-        network, tokenizer = model
-        label = name if name is not None else ""
-    else:
-        network, tokenizer = model.model, model.tokenizer
-        label = name if name is not None else model.name
+    network, tokenizer = model.model, model.tokenizer
+    label = name if name is not None else model.name
     if not text.strip():
         raise InputError("the text is empty; give at least one word")
     ids, tokens, special = _tokenize(tokenizer, text)

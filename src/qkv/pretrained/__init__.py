@@ -2,7 +2,7 @@
 
     import qkv.pretrained as pretrained
     pretrained.available()                 # the known names, installed or not, with size and source
-    model = pretrained.load("smollm2")     # or "minilm", a Hugging Face directory, a .gguf file
+    model = pretrained.load("smollm2")     # or "minilm", a run `qkv train` wrote, a Hugging Face directory, a .gguf
     model = pretrained.load("smollm2", dtype="int4")   # the GGUF's own 4-bit blocks: see docs/pretrained.md
 
 Listing (:func:`available`) imports neither PyTorch nor the loaders; they load on first use of a name.
@@ -18,9 +18,9 @@ from qkv.data.registry import PACKAGED, MissingModelError, ModelInfo, Pretrained
 __all__ = [
     "PACKAGED",
     "MissingModelError",
+    "Model",
     "ModelInfo",
     "PretrainedError",
-    "PretrainedModel",
     "PretrainedTokenizer",
     "available",
     "load",
@@ -28,12 +28,12 @@ __all__ = [
 
 _LAZY = {
     "load": "qkv.pretrained.model",
-    "PretrainedModel": "qkv.pretrained.model",
+    "Model": "qkv.pretrained.model",
     "PretrainedTokenizer": "qkv.pretrained.tokenizer",
 }
 
 if TYPE_CHECKING:
-    from qkv.pretrained.model import PretrainedModel, load
+    from qkv.pretrained.model import Model, load
     from qkv.pretrained.tokenizer import PretrainedTokenizer
 
 

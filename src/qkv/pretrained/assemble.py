@@ -25,8 +25,8 @@ from qkv.data.registry import PretrainedError
 from qkv.model.config import TransformerConfig
 from qkv.model.transformer import Transformer
 from qkv.pretrained.lowbit import BF16Embedding, BF16Linear, Int4Blocks, Int4Linear, Precision
-from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import Tensor
+from qkv.text.tokenizers import Tokenizer
 
 __all__ = ["Parts", "build", "check_vocabulary"]
 
@@ -37,7 +37,7 @@ class Parts:
 
     config: TransformerConfig
     tensors: dict[str, Tensor]
-    tokenizer: PretrainedTokenizer | None
+    tokenizer: Tokenizer | None  # a PretrainedTokenizer, or a run's own char or BPE tokenizer
     source: Path
     architecture: str  # as the files name it: "BertModel", "GPT2LMHeadModel", "llama (GGUF Q4_1)" …
     chat_template: str | None = None
@@ -48,7 +48,7 @@ class Parts:
     int4: dict[str, Int4Blocks] = field(default_factory=dict)  # 4-bit blocks of some matrices (GGUF, int4 only)
 
 
-def check_vocabulary(tokenizer: PretrainedTokenizer, vocab_size: int, where: Path) -> None:
+def check_vocabulary(tokenizer: Tokenizer, vocab_size: int, where: Path) -> None:
     """A tokenizer whose ids reach past the model's vocabulary belongs to another model."""
     if tokenizer.vocab_size > vocab_size:
         raise PretrainedError(

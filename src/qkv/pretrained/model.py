@@ -1,15 +1,19 @@
-"""``load(name_or_path)``: a pretrained model and its tokenizer behind one small interface.
+"""``load(name_or_path)``: a model and its tokenizer behind one small interface, the :class:`Model` handle.
 
-    import qkv.pretrained as pretrained
-    minilm = pretrained.load("minilm")
+    import qkv
+    minilm = qkv.load("minilm")
     minilm.embed(["a dog", "a puppy"])                      # (2, 384), unit vectors
 
-    smol = pretrained.load("smollm2")
+    smol = qkv.load("smollm2")
     smol.generate(smol.chat_prompt("What is the capital of France?"), 20)
+
+    mine = qkv.load("runs/latest")                          # a run `qkv train` wrote: the same kind of handle
+    mine.generate("ROMEO:", 40)
 
 ``model`` is an ordinary :class:`~qkv.model.transformer.Transformer`, so everything in qkv — capturing
 attention, traces, generation — works on it unchanged. ``dtype`` picks how its weights are held: ``"float32"``
 (the default), ``"bfloat16"``, or ``"int4"`` (a GGUF's own 4-bit blocks; see :mod:`qkv.pretrained.lowbit`).
+A model built in memory gets the same handle from its parts: ``Model(transformer, tokenizer, name="mine")``.
 
 Text generation runs :func:`qkv.generation.generate`, which uses
 :class:`~qkv.generation.fast_decoder.FastDecoder` (a fast twin of the Transformer's cached forward pass: the tests
@@ -37,37 +41,43 @@ from qkv.pretrained.chat import Message, render_chat
 from qkv.pretrained.gguf_llama import read_gguf
 from qkv.pretrained.hf_dir import read_hf_dir
 from qkv.pretrained.lowbit import PRECISIONS, Precision
+from qkv.pretrained.run_dir import read_run
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import ShapeError, Tensor
+from qkv.text.tokenizers import Tokenizer
+from qkv.training.checkpoint import is_run
 
-__all__ = ["PretrainedModel", "load", "read_parts"]
+__all__ = ["Model", "load", "read_parts"]
+
+PATHS = "a run directory `qkv train` wrote, a Hugging Face model directory or a .gguf file"
 
 
-def load(name_or_path: str | os.PathLike[str], *, dtype: str = "float32") -> PretrainedModel:
-    """A known model by name (``"minilm"``, ``"smollm2"``: see :func:`~qkv.pretrained.available`), a Hugging
-    Face directory (``config.json`` + ``model.safetensors``: BERT, GPT-2 or Llama), or a Llama-family ``.gguf``.
+def load(name_or_path: str | os.PathLike[str], *, dtype: str = "float32") -> Model:
+    """A known model by name (``"minilm"``, ``"smollm2"``: see :func:`~qkv.pretrained.available`), a run
+    directory written by ``qkv train`` (or its ``checkpoint/``), a Hugging Face directory (``config.json`` +
+    ``model.safetensors``: BERT, GPT-2 or Llama), or a Llama-family ``.gguf``.
 
     ``dtype`` is ``"float32"`` (default), ``"bfloat16"``, or ``"int4"`` (GGUF files only: the file's Q4_0/Q4_1
     blocks run PyTorch's 4-bit kernel when decoding; everything else as ``"bfloat16"``).
 
-    Every failure — a missing package, a damaged file, an unsupported architecture — is one
+    Every failure — an empty name, a missing package, a damaged file, an unsupported architecture — is one
     :class:`~qkv.errors.InputError` raised before any model is returned.
     """
     precision = check_precision(dtype)
-    if isinstance(name_or_path, str) and name_or_path in PACKAGED:
-        entry, location = find_packaged(name_or_path)
-        parts = read_parts(location, precision)
-        name = entry.name
-    else:
-        path = Path(name_or_path).expanduser()
-        if not path.exists():
-            raise PretrainedError(
-                f"{str(name_or_path)!r} is neither a known model name ({', '.join(PACKAGED)}) nor an existing "
-                "file or directory"
-            )
-        parts = read_parts(path, precision)
-        name = str(path)
-    return PretrainedModel.from_parts(parts, name=name, precision=precision)
+    given = os.fspath(name_or_path)
+    names = ", ".join(PACKAGED)
+    if not given.strip():  # Path("") is the working directory: never load whatever happens to be there
+        raise PretrainedError(f"no model given (an empty name); give a known name ({names}) or the path of {PATHS}")
+    if isinstance(name_or_path, str) and given in PACKAGED:
+        entry, location = find_packaged(given)
+        return Model.from_parts(read_parts(location, precision), name=entry.name, precision=precision)
+    path = Path(given).expanduser()
+    if not path.exists():
+        raise PretrainedError(
+            f"unknown model {given!r}: not a known name ({names}) and no such path; give one of those names or "
+            f"the path of {PATHS}"
+        )
+    return Model.from_parts(read_parts(path, precision), name=str(path), precision=precision)
 
 
 def check_precision(dtype: str) -> Precision:
@@ -79,8 +89,8 @@ def check_precision(dtype: str) -> Precision:
 
 
 def read_parts(path: Path, precision: Precision = "float32") -> Parts:
-    """Read a model directory or a GGUF file, without building the model (the format is sniffed, not guessed
-    from the name)."""
+    """Read a run directory, a model directory or a GGUF file, without building the model (the format is
+    sniffed, not guessed from the name)."""
     if path.is_dir():
         ggufs = sorted(path.glob("*.gguf"))
         if ggufs and not (path / "config.json").is_file():
@@ -89,6 +99,13 @@ def read_parts(path: Path, precision: Precision = "float32") -> Parts:
             raise PretrainedError(
                 f"dtype 'int4' runs the 4-bit blocks a GGUF file stores; {path} holds no GGUF. "
                 "Use dtype 'bfloat16' (or 'float32')"
+            )
+        if is_run(path):
+            return read_run(path)
+        if not (path / "config.json").is_file():
+            raise PretrainedError(
+                f"{path} is not a qkv checkpoint (a run directory `qkv train` wrote) nor a Hugging Face model "
+                "directory (it has no config.json; one holds config.json and model.safetensors)"
             )
         return read_hf_dir(path)
     found = sniff_format(path)
@@ -102,23 +119,27 @@ def read_parts(path: Path, precision: Precision = "float32") -> Parts:
             f"{' (' + str(path.parent) + ')' if (path.parent / 'config.json').is_file() else ''}"
         )
     raise PretrainedError(
-        f"{path} is neither a GGUF file nor a model directory (config.json + model.safetensors); "
-        "its first bytes match no weights format qkv reads"
+        f"{path} is neither a GGUF file nor a model directory (a run `qkv train` wrote, or config.json + "
+        "model.safetensors); its first bytes match no weights format qkv reads"
     )
 
 
-class PretrainedModel:
-    """A pretrained :class:`Transformer` with its tokenizer: encode, decode, forward, and ``embed`` (encoders)
-    or ``generate`` and ``chat_prompt`` (causal language models)."""
+class Model:
+    """A :class:`Transformer` with its tokenizer, whatever it came from (a known name, a run, a Hugging Face
+    directory, a GGUF, or memory): encode, decode, forward, ``generate``/``stream`` (language models),
+    ``embed`` (encoders) and ``chat_prompt`` (models with a chat template). ``qkv.trace(model, text)`` takes it.
+
+    Built in memory: ``Model(transformer, tokenizer, name="mine")``; loaded: :func:`load`.
+    """
 
     def __init__(
         self,
         model: Transformer,
-        tokenizer: PretrainedTokenizer | None,
+        tokenizer: Tokenizer | None,
         *,
-        name: str,
-        source: Path,
-        architecture: str,
+        name: str = "",
+        source: Path | None = None,
+        architecture: str = "qkv Transformer",
         chat_template: str | None = None,
         special_tokens: Mapping[str, str] | None = None,
         stop_ids: Sequence[int] = (),
@@ -139,7 +160,8 @@ class PretrainedModel:
         self.max_embed_tokens = max_embed_tokens
 
     @classmethod
-    def from_parts(cls, parts: Parts, *, name: str, precision: Precision = "float32") -> PretrainedModel:
+    def from_parts(cls, parts: Parts, *, name: str, precision: Precision = "float32") -> Model:
+        """The model a loader read (:class:`Parts`), built in ``precision``."""
         return cls(
             build(parts, precision),
             parts.tokenizer,
@@ -166,15 +188,21 @@ class PretrainedModel:
         return self.config.causal and self.config.lm_head
 
     @property
-    def tokenizer(self) -> PretrainedTokenizer:
+    def tokenizer(self) -> Tokenizer:
         if self._tokenizer is None:
-            raise InputError(f"{self.name} came without a tokenizer (no tokenizer.json in {self.source})")
+            where = f" (no tokenizer.json in {self.source})" if self.source is not None else ""
+            raise InputError(f"{self._called} came without a tokenizer{where}")
         return self._tokenizer
+
+    @property
+    def _called(self) -> str:
+        """How messages name the model."""
+        return self.name or "this model"
 
     def __repr__(self) -> str:
         c = self.config
         return (
-            f"PretrainedModel({self.name!r}: {self.architecture}, {c.layers} layers × {c.heads} heads, "
+            f"Model({self.name!r}: {self.architecture}, {c.layers} layers × {c.heads} heads, "
             f"width {c.width}, vocabulary {c.vocab_size}, {self.precision})"
         )
 
@@ -191,7 +219,15 @@ class PretrainedModel:
         """
         if isinstance(texts, str) or not texts:
             raise InputError("give a non-empty list of texts")
-        return self._padded(self.tokenizer.encode_batch(texts, max_length=max_tokens))
+        return self._padded(self._encode_rows(texts, max_tokens))
+
+    def _encode_rows(self, texts: Sequence[str], max_tokens: int | None) -> list[list[int]]:
+        """Each text's ids (unpadded), cut to ``max_tokens``; a pretrained tokenizer keeps the special tokens
+        around a cut text, a run's tokenizer adds none."""
+        tokenizer = self.tokenizer
+        if isinstance(tokenizer, PretrainedTokenizer):
+            return tokenizer.encode_batch(texts, max_length=max_tokens)
+        return [tokenizer.encode(text)[:max_tokens] for text in texts]
 
     def _padded(self, rows: Sequence[Sequence[int]]) -> tuple[Tensor, Tensor]:
         longest = max(len(row) for row in rows)
@@ -203,8 +239,13 @@ class PretrainedModel:
         return ids, keep
 
     def decode(self, ids: Sequence[int] | Tensor, *, skip_special_tokens: bool = False) -> str:
+        """The text of ``ids``; ``skip_special_tokens`` leaves out ``[CLS]``, ``<|im_end|>`` … (a run's tokenizer
+        has none)."""
         values = ids.tolist() if isinstance(ids, Tensor) else list(ids)
-        return self.tokenizer.decode(values, skip_special_tokens=skip_special_tokens)
+        tokenizer = self.tokenizer
+        if isinstance(tokenizer, PretrainedTokenizer):
+            return tokenizer.decode(values, skip_special_tokens=skip_special_tokens)
+        return tokenizer.decode(values)
 
     # -- running it ----------------------------------------------------------------------------------------
 
@@ -235,14 +276,14 @@ class PretrainedModel:
         order given.
         """
         if self.config.lm_head:
-            raise InputError(f"embed() needs an encoder such as 'minilm'; {self.name} is a language model")
+            raise InputError(f"embed() needs an encoder such as 'minilm'; {self._called} is a language model")
         single = isinstance(texts, str)
         items = [texts] if isinstance(texts, str) else list(texts)
         if not items:
             raise InputError("no texts to embed")
         if batch_size < 1:
             raise InputError(f"batch_size must be at least 1, got {batch_size}")
-        rows = self.tokenizer.encode_batch(items, max_length=self.max_embed_tokens)
+        rows = self._encode_rows(items, self.max_embed_tokens)
         # Longest first, by tokens: sentence-transformers sorts by characters, which left 10% of the positions
         # of 1,000 sentences padding in batches of 32; by tokens, 3%.
         order = sorted(range(len(rows)), key=lambda i: -len(rows[i]))
@@ -258,9 +299,13 @@ class PretrainedModel:
         return embeddings[0] if single else embeddings
 
     def chat_prompt(self, messages: str | Sequence[Message], *, add_generation_prompt: bool = True) -> str:
-        """The prompt the model's own chat template makes of ``messages`` (a string is one user message)."""
+        """The prompt the model's own chat template makes of ``messages`` (a string is one user message).
+
+        Only a chat model has a template (SmolLM2 does; a run, MiniLM and GPT-2 do not): for the others
+        ``chat_template`` is ``None`` and this is an :class:`InputError`.
+        """
         if self.chat_template is None:
-            raise InputError(f"{self.name} has no chat template; give it plain text instead")
+            raise InputError(f"{self._called} has no chat template; give it plain text instead")
         return render_chat(
             self.chat_template,
             messages,
@@ -280,7 +325,7 @@ class PretrainedModel:
     ) -> Iterator[int]:
         """Yield up to ``max_new_tokens`` new token ids, one at a time; stop before an end-of-turn token."""
         if not self.is_causal:
-            raise InputError(f"{self.name} is an encoder; generating text needs a language model such as 'smollm2'")
+            raise InputError(f"{self._called} is an encoder; generating text needs a language model such as 'smollm2'")
         ids = self.encode(prompt) if isinstance(prompt, str) else [int(i) for i in prompt]
         if not ids:
             raise InputError("the prompt is empty: give at least one token")
@@ -288,7 +333,7 @@ class PretrainedModel:
             raise InputError(f"max_new_tokens must be 0 or more, got {max_new_tokens}")
         context = self.config.context
         if len(ids) > context:
-            raise ShapeError(f"the prompt has {len(ids)} tokens; {self.name} reads at most {context}")
+            raise ShapeError(f"the prompt has {len(ids)} tokens; {self._called} reads at most {context}")
         if max_new_tokens == 0:
             return
         stops = set(self.stop_ids) if stop_at_eos else set()

@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors import SafetensorError
+from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, load_model, save_file, save_model
 from torch import nn
 
 from qkv._version import __version__
 from qkv.errors import ConfigError, InputError
 from qkv.model.config import TransformerConfig
-from qkv.text.tokenizers import TokenizerError, tokenizer_from_json
+from qkv.text.tokenizers import Tokenizer, TokenizerError, tokenizer_from_json
 from qkv.training.config import TrainConfig
 
 __all__ = [
@@ -40,9 +40,12 @@ __all__ = [
     "Checkpoint",
     "CheckpointError",
     "Progress",
+    "SavedModel",
     "find_checkpoint",
+    "is_run",
     "load_checkpoint",
     "load_weights",
+    "read_model",
     "save_checkpoint",
 ]
 
@@ -97,6 +100,18 @@ class Checkpoint:
     progress: Progress
     state: dict[str, torch.Tensor]
     optimizer_groups: list[dict[str, Any]]
+
+
+@dataclass
+class SavedModel:
+    """What inference needs of a checkpoint (:func:`read_model`): the model's config, its weights as saved
+    (a tied output layer is stored once, as the token embedding) and its tokenizer."""
+
+    path: Path
+    model_config: TransformerConfig
+    tensors: dict[str, torch.Tensor]
+    tokenizer: Tokenizer
+    progress: Progress
 
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
@@ -213,6 +228,24 @@ def find_checkpoint(path: str | os.PathLike[str]) -> Path:
     )
 
 
+def is_run(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is a directory :func:`find_checkpoint` takes: a run directory or the checkpoint itself,
+    told apart from a Hugging Face model directory by the files only a checkpoint has or by its ``config.json``'s
+    ``"format"`` (so that a damaged checkpoint is still reported as one)."""
+    given = Path(path)
+    if not given.is_dir():
+        return False
+    if (given / CHECKPOINT_DIR).is_dir() or any(given.glob(".checkpoint.old-*")):
+        return True
+    if (given / "progress.json").is_file() or (given / "state.safetensors").is_file():
+        return True  # a checkpoint directory, even one whose config.json is damaged
+    try:
+        config = json.loads((given / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(config, dict) and config.get("format") == FORMAT
+
+
 def _read_json(path: Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
@@ -222,20 +255,22 @@ def _read_json(path: Path) -> Any:
         raise CheckpointError(f"{path}: not valid JSON ({error}); the checkpoint is corrupted") from None
 
 
-def _read_tokenizer(path: Path) -> str:
-    """The tokenizer's JSON text, checked to rebuild a tokenizer (so a damaged one is refused here, by path)."""
+def _read_tokenizer(path: Path) -> tuple[str, Tokenizer]:
+    """The tokenizer's JSON text and the tokenizer it rebuilds (so a damaged one is refused here, by path)."""
     try:
         text = path.read_text(encoding="utf-8")
-        tokenizer_from_json(text)
+        return text, tokenizer_from_json(text)
     except UnicodeDecodeError as error:
         raise CheckpointError(f"{path}: not UTF-8 text ({error}); the checkpoint is corrupted") from None
     except TokenizerError as error:
         raise CheckpointError(f"{path}: {error}; the checkpoint is corrupted") from None
-    return text
 
 
-def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
-    """Read and validate every file of a checkpoint (weights are loaded into a model by :func:`load_weights`)."""
+def _read_configs(
+    path: str | os.PathLike[str],
+) -> tuple[Path, dict[str, Any], TransformerConfig, TrainConfig | None, Progress]:
+    """The checkpoint directory, its ``config.json``, the configs in it and the progress, once every file is
+    there and the format is one this qkv reads."""
     directory = find_checkpoint(path)
     missing = [name for name in FILES if not (directory / name).is_file()]
     if missing:
@@ -254,11 +289,21 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         progress = Progress.from_dict(_read_json(directory / "progress.json"))
     except (ConfigError, KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{directory}: invalid checkpoint contents ({error})") from None
+    return directory, config, model_config, train_config, progress
+
+
+def _safetensors_error(path: Path, error: Exception) -> CheckpointError:
+    return CheckpointError(f"{path}: not a readable safetensors file ({error})")
+
+
+def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
+    """Read and validate every file of a checkpoint (weights are loaded into a model by :func:`load_weights`)."""
+    directory, config, model_config, train_config, progress = _read_configs(path)
     try:
         state = load_file(str(directory / "state.safetensors"))
     except (SafetensorError, OSError, RuntimeError) as error:
-        raise CheckpointError(f"{directory / 'state.safetensors'}: not a readable safetensors file ({error})") from None
-    tokenizer_json = _read_tokenizer(directory / "tokenizer.json")
+        raise _safetensors_error(directory / "state.safetensors", error) from None
+    tokenizer_json, _ = _read_tokenizer(directory / "tokenizer.json")
     return Checkpoint(
         path=directory,
         model_config=model_config,
@@ -268,6 +313,26 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
         state=state,
         optimizer_groups=list(config.get("optimizer_groups") or []),
     )
+
+
+def read_model(path: str | os.PathLike[str]) -> SavedModel:
+    """The model a checkpoint holds, for inference: its config, weights and tokenizer.
+
+    The checkpoint is checked as :func:`load_checkpoint` checks it (a damaged one is refused whatever it is
+    used for), but the optimizer state is only checked to be whole, never read: it is twice the model's size.
+    """
+    directory, _, model_config, _, progress = _read_configs(path)
+    try:
+        with safe_open(str(directory / "state.safetensors"), framework="pt"):
+            pass  # opening reads the header, which must describe exactly the bytes the file holds
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise _safetensors_error(directory / "state.safetensors", error) from None
+    _, tokenizer = _read_tokenizer(directory / "tokenizer.json")
+    try:
+        tensors = load_file(str(directory / "model.safetensors"))
+    except (SafetensorError, OSError, RuntimeError) as error:
+        raise _safetensors_error(directory / "model.safetensors", error) from None
+    return SavedModel(directory, model_config, tensors, tokenizer, progress)
 
 
 def load_weights(model: nn.Module, checkpoint: Checkpoint) -> None:
