@@ -112,6 +112,18 @@ ALLOWED = {
         "qkv.errors",
     ),
     "article": ("qkv.article", "qkv.attention", "qkv.data", "qkv.shapes", "qkv.errors"),
+    # Export reads a run (training's checkpoints) and writes it in open formats that the pretrained loaders read.
+    "export": (
+        "qkv.export",
+        "qkv.model",
+        "qkv.text",
+        "qkv.training",
+        "qkv.pretrained",
+        "qkv.shapes",
+        "qkv.errors",
+        "qkv.files",
+        "qkv.data",
+    ),
     # The benchmarks sit beside the CLI, at the top: they run what users run (the model, the training step,
     # generation) against peers, and copy a peer's weights through the GPT-2 loader.
     "bench": (

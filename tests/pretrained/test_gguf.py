@@ -128,7 +128,8 @@ def test_a_declared_vocab_size_that_disagrees_is_refused(tmp_path: Path, tensors
 @pytest.mark.parametrize(
     ("change", "message"),
     [
-        ({"tokenizer_model": "llama"}, r"tokenizer 'llama' is not supported"),
+        ({"tokenizer_model": "llama"}, r"SentencePiece piece '<\|endoftext\|>' is longer than one character"),
+        ({"tokenizer_model": "bert"}, r"tokenizer 'bert' is not supported"),
         ({"pre": "mystery"}, r"pre-tokenizer 'mystery' is not supported"),
         ({"heads": 3}, r"heads=3"),
     ],

@@ -71,6 +71,7 @@ def test_the_pinned_hashes_are_the_installed_files(tmp_path: Path) -> None:
         (b"PK\x03\x04" + bytes(12), "model.safetensors", "pickle"),
         (b"\x80\x02}q\x00" + bytes(11), "weights", "pickle"),
         ((20).to_bytes(8, "little") + b'{"a":{}}' + bytes(12), "weights", "safetensors"),
+        ((384).to_bytes(8, "little") + b"{" + b" " * 383, "model.safetensors", "safetensors"),  # starts with 0x80
         (b"hello world, plain text", "model.pt", "pickle"),
         (b"hello world, plain text", "model.txt", "unknown"),
     ],

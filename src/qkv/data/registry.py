@@ -208,12 +208,12 @@ def sniff_format(path: Path) -> WeightsFormat:
         head = file.read(16)
     if head[:4] == b"GGUF":
         return "gguf"
-    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle (protocol 2+)
-        return "pickle"
-    if len(head) >= 9:
+    if len(head) >= 9:  # before the pickle test: a header of 128 + 256·k bytes starts with the byte 0x80 too
         (header_length,) = struct.unpack("<Q", head[:8])
         if head[8:9] == b"{" and 2 <= header_length <= os.path.getsize(path) - 8:
             return "safetensors"
+    if head[:2] == b"PK" or head[:1] == b"\x80":  # torch.save's zip archive, or a bare pickle (protocol 2+)
+        return "pickle"
     if path.suffix.lower() in _PICKLE_SUFFIXES:
         return "pickle"
     return "unknown"

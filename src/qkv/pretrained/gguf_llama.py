@@ -39,7 +39,7 @@ __all__ = ["SUPPORTED_ARCHITECTURES", "read_gguf", "supported_tensor_types", "un
 
 SUPPORTED_ARCHITECTURES = ("llama",)
 
-_TOKEN_TYPE_CONTROL, _TOKEN_TYPE_USER_DEFINED = 3, 4  # llama.cpp's token types
+_TOKEN_TYPE_NORMAL, _TOKEN_TYPE_CONTROL, _TOKEN_TYPE_USER_DEFINED = 1, 3, 4  # llama.cpp's token types
 
 
 def supported_tensor_types() -> tuple[str, ...]:
@@ -304,6 +304,7 @@ _LLAMA3_SPLIT = (
 _PRE_TOKENIZERS = {
     "default": _GPT2_SPLIT,
     "gpt2": _GPT2_SPLIT,
+    "gpt-2": _GPT2_SPLIT,  # llama.cpp's name for GPT-2's own split
     "smollm": _DIGITS_THEN_GPT2,
     "starcoder": _DIGITS_THEN_GPT2,
     "refact": _DIGITS_THEN_GPT2,
@@ -317,8 +318,13 @@ def _tokenizer(reader: GGUFFile, tokens: list[str], path: Path) -> PretrainedTok
     from tokenizers import Tokenizer as HFTokenizer
 
     kind = _string(reader, "tokenizer.ggml.model", path)
+    if kind == "llama":
+        return _character_pieces(reader, tokens, path)
     if kind != "gpt2":
-        raise PretrainedError(f"{path}: tokenizer {kind!r} is not supported; qkv reads byte-level BPE ('gpt2')")
+        raise PretrainedError(
+            f"{path}: tokenizer {kind!r} is not supported; qkv reads byte-level BPE ('gpt2') and "
+            "character-level SentencePiece ('llama' with one character per token)"
+        )
     pre = _optional(reader, "tokenizer.ggml.pre") or "default"
     if pre not in _PRE_TOKENIZERS:
         raise PretrainedError(
@@ -374,3 +380,35 @@ def _tokenizer(reader: GGUFFile, tokens: list[str], path: Path) -> PretrainedTok
     if tokenizer.vocab_size != len(tokens):
         raise PretrainedError(f"{path}: the tokenizer has {tokenizer.vocab_size} ids for {len(tokens)} tokens")
     return tokenizer
+
+
+def _character_pieces(reader: GGUFFile, tokens: list[str], path: Path) -> PretrainedTokenizer:
+    """A SentencePiece vocabulary of single characters (how qkv exports a char tokenizer): ``▁`` stands for the
+    space, no space is put before the text, no BOS token is added. llama.cpp's SentencePiece tokenizer then gives
+    every character its own token and finds none for a character outside the vocabulary; neither does this one
+    (a word-level model whose unknown token is not in the vocabulary: encoding such a text fails)."""
+    from tokenizers import Regex, decoders, models, normalizers, pre_tokenizers
+    from tokenizers import Tokenizer as HFTokenizer
+
+    longer = next((token for token in tokens if len(token) != 1), None)
+    if longer is not None:
+        raise PretrainedError(
+            f"{path}: SentencePiece piece {longer!r} is longer than one character; qkv reads character-level "
+            "SentencePiece vocabularies and byte-level BPE ('gpt2')"
+        )
+    types = _ints(reader, "tokenizer.ggml.token_type")
+    if any(kind != _TOKEN_TYPE_NORMAL for kind in types):
+        raise PretrainedError(
+            f"{path}: a character-level SentencePiece vocabulary with special tokens is not supported"
+        )
+    for key in ("tokenizer.ggml.add_space_prefix", "tokenizer.ggml.add_bos_token"):
+        if _optional(reader, key) is not False:  # llama.cpp's default for SentencePiece is true
+            raise PretrainedError(f"{path}: {key} is not false; qkv reads character-level SentencePiece without it")
+    vocab = {token: index for index, token in enumerate(tokens)}
+    if len(vocab) != len(tokens):
+        raise PretrainedError(f"{path}: the token list repeats tokens ({len(tokens) - len(vocab)} duplicates)")
+    backend = HFTokenizer(models.WordLevel(vocab, unk_token="<unk>"))  # "<unk>" is no character: never found
+    backend.normalizer = normalizers.Replace(" ", "\u2581")
+    backend.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")  # one piece per character
+    backend.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.Fuse()])
+    return PretrainedTokenizer(backend)

@@ -42,12 +42,18 @@ class PretrainedTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         """The ids of ``text``, with the special tokens the model expects around a single text."""
-        return list(self.backend.encode(text, add_special_tokens=True).ids)
+        return list(self._encode(text).ids)
+
+    def _encode(self, text: str) -> tokenizers.Encoding:
+        try:
+            return self.backend.encode(text, add_special_tokens=True)
+        except Exception as error:  # the Rust side raises a plain Exception (e.g. a character with no token)
+            raise TokenizerError(f"this model's tokenizer cannot encode the text: {error}") from None
 
     def encode_with_pieces(self, text: str) -> tuple[list[int], list[str]]:
         """The ids of ``text`` and, for each, the stretch of ``text`` it covers (with the whitespace before it),
         so the pieces join back to ``text``; special tokens show as themselves (``[CLS]``)."""
-        encoding = self.backend.encode(text, add_special_tokens=True)
+        encoding = self._encode(text)
         pieces, end = [], 0
         for token, (start, stop), special in zip(
             encoding.tokens, encoding.offsets, encoding.special_tokens_mask, strict=True
