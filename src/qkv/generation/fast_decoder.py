@@ -15,8 +15,9 @@ here.
 One function serves every configuration the Transformer computes as a pre-norm causal decoder with an LM
 head: GPT-2's conventions (learned or sinusoidal positions added to the embedding, LayerNorm with or without
 shift, GELU / tanh-GELU / ReLU, biases or not, tied or untied output) and Llama's (RoPE, RMSNorm, SwiGLU,
-grouped-query attention). :func:`supports` says which models those are; anything else (ALiBi, post-norm,
-bidirectional attention, token types, a normalised embedding, dropout in training) stays on the Transformer.
+grouped-query attention). :data:`COMPUTES` lists, field by field of the config, the values it computes and
+:func:`supports` checks a model against it; anything else (ALiBi, post-norm, bidirectional attention, token
+types, a normalised embedding, dropout in training, a config field not classified yet) stays on the Transformer.
 
 It computes what the Transformer computes — the tests hold it to the Transformer's logits (1e-5 in float32)
 and to its tokens — so the Transformer stays the readable reference, and everything that inspects a model
@@ -29,6 +30,7 @@ key/value heads, ``K`` head width, ``D`` model width, ``V`` vocabulary.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -46,27 +48,62 @@ from qkv.model.config import TransformerConfig
 from qkv.model.transformer import ACTIVATIONS, Block, Transformer, feed_forward, norm_function
 from qkv.shapes import ShapeError, Tensor
 
-__all__ = ["FastDecoder", "supports"]
+__all__ = ["COMPUTES", "FastDecoder", "supports"]
 
 Projection = Callable[[Tensor], Tensor]
 Norm = Callable[[Tensor], Tensor]
 
+# Every TransformerConfig field, and the values of it FastDecoder computes (None: every value). A config with a
+# field missing here is not supported, so a new field keeps models on the Transformer until someone decides;
+# tests/generation/test_fast_decoder.py holds this table to the config's fields and to the Transformer's logits.
+COMPUTES: dict[str, tuple[object, ...] | None] = {
+    "vocab_size": None,
+    "context": None,
+    "width": None,
+    "layers": None,
+    "heads": None,
+    "kv_heads": None,
+    "head_width": None,
+    "mlp_width": None,
+    "activation": None,
+    "norm": None,
+    "norm_eps": None,
+    "norm_placement": ("pre",),
+    "positions": ("none", "learned", "sinusoidal", "rope"),  # ALiBi biases the scores inside the layer
+    "rope_theta": None,
+    "causal": (True,),
+    "attention_bias": None,
+    "mlp_bias": None,
+    "norm_bias": None,
+    "token_types": (0,),
+    "embedding_norm": (False,),
+    "final_norm": None,
+    "lm_head": (True,),
+    "tie_embeddings": None,
+    "dropout": None,  # dropout is the identity in evaluation; supports() keeps a model in training off
+}
+
 
 def supports(model: Transformer) -> bool:
-    """Whether :class:`FastDecoder` computes ``model`` exactly: a pre-norm, causal decoder with an LM head whose
-    positions are none, learned, sinusoidal or RoPE, with no token types, no embedding norm, no dropout active,
-    no attention capture hook set, and the fused attention path chosen (the exact one runs in the Transformer)."""
+    """Whether :class:`FastDecoder` computes ``model`` exactly: every field of its config takes a value
+    :data:`COMPUTES` lists (a pre-norm, causal decoder with an LM head whose positions are none, learned,
+    sinusoidal or RoPE, with no token types and no embedding norm), no dropout is active, no attention capture
+    hook is set, the fused attention path is chosen (the exact one runs in the Transformer), and PyTorch's
+    attention shares key/value heads itself if the model has fewer of them than query heads."""
     c: TransformerConfig = model.config
-    decoder = (
-        c.norm_placement == "pre"
-        and c.causal
-        and c.lm_head
-        and c.positions in ("none", "learned", "sinusoidal", "rope")
-        and not (c.token_types or c.embedding_norm)
-        and not (model.training and c.dropout > 0)
-    )
+    if {field.name for field in dataclasses.fields(c)} != COMPUTES.keys():
+        return False  # a field nobody has classified yet
+    computed = all(allowed is None or getattr(c, name) in allowed for name, allowed in COMPUTES.items())
+    dropping = model.training and c.dropout > 0
     hooked = any(isinstance(m, SelfAttention) and m.weights_hook is not None for m in model.modules())
-    return decoder and not hooked and current_implementation() == "fused"
+    grouped = c.attention.groups != c.heads
+    return (
+        computed
+        and not dropping
+        and not hooked
+        and current_implementation() == "fused"
+        and (SDPA_HAS_GQA or not grouped)
+    )
 
 
 @dataclass(frozen=True)
@@ -104,8 +141,8 @@ class FastDecoder:
     def __init__(self, model: Transformer, capacity: int) -> None:
         if not supports(model):
             raise ValueError(
-                "FastDecoder runs pre-norm causal decoders (no ALiBi, token types, capture hooks or exact attention); "
-                "use the Transformer"
+                "FastDecoder runs pre-norm causal decoders (no ALiBi, token types, capture hooks or exact attention; "
+                "fast_decoder.COMPUTES lists the config values it computes); use the Transformer"
             )
         config = model.config
         if not 1 <= capacity <= config.context:
@@ -150,8 +187,6 @@ class FastDecoder:
         self.keys = torch.zeros(shape, dtype=dtype, device=weight.device)
         self.values = torch.zeros(shape, dtype=dtype, device=weight.device)
         self.length = 0
-        if self.groups != self.heads and not SDPA_HAS_GQA:
-            raise ShapeError("grouped-query attention in FastDecoder needs PyTorch 2.5 or later")
         self._gqa = {"enable_gqa": True} if self.groups != self.heads else {}
 
     @property
