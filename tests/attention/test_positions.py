@@ -14,6 +14,8 @@ from qkv.attention.positions import (
     RotaryPositions,
     SinusoidalPositions,
     alibi_slopes,
+    rope_tables,
+    rotate,
     sinusoid_table,
 )
 from qkv.errors import ShapeError
@@ -35,6 +37,24 @@ def test_rope_matches_a_complex_number_rotation(offset: int, theta: float) -> No
     x = torch.randn(2, 3, 6, 8)
     expected = rope_by_complex_numbers(x.double().numpy(), np.arange(offset, offset + 6), theta)
     np.testing.assert_allclose(rope(x, offset).numpy(), expected, atol=2e-6)
+
+
+@pytest.mark.parametrize(("offset", "T"), [(0, 1), (3, 4)])
+def test_rotate_turns_each_pair_by_the_tables_angles(offset: int, T: int) -> None:
+    """rotate() on rows of rope_tables is the complex-number rotation at those positions (what the fast decoder
+    calls without the module)."""
+    cos, signed_sin = rope_tables(8, 16, 500.0)
+    x = torch.randn(3, T, 8)
+    expected = rope_by_complex_numbers(x.double().numpy(), np.arange(offset, offset + T), theta=500.0)
+    got = rotate(x, cos[offset : offset + T], signed_sin[offset : offset + T])
+    np.testing.assert_allclose(got.numpy(), expected, atol=2e-6)
+
+
+def test_rope_tables_hold_the_cosines_and_the_signed_sines_of_each_positions_angles() -> None:
+    cos, signed_sin = rope_tables(6, 5, 10000.0)
+    angles = np.outer(np.arange(5), 10000.0 ** (-np.arange(0, 6, 2) / 6))  # (P, K/2)
+    np.testing.assert_allclose(cos.numpy(), np.cos(np.concatenate([angles, angles], axis=1)), atol=1e-7)
+    np.testing.assert_allclose(signed_sin.numpy(), np.concatenate([-np.sin(angles), np.sin(angles)], 1), atol=1e-7)
 
 
 def test_rope_matches_torch_view_as_complex() -> None:
@@ -128,6 +148,7 @@ def test_absolute_positions_add_the_rows_from_the_offset_on(kind: type[LearnedPo
     module = kind(10, 4)
     x = torch.randn(2, 3, 4)
     table = module.table.weight if isinstance(module.table, torch.nn.Embedding) else module.table
+    assert module.vectors is table  # the accessor hands out the table itself (the fast decoder adds its rows)
     torch.testing.assert_close(module(x, offset=6), x + table[6:9])
 
 

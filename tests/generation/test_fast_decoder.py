@@ -1,21 +1,23 @@
 """FastDecoder, the fast twin of the Transformer's cached forward pass: for every pre-norm causal decoder (GPT-2's
 conventions and Llama's) the same logits as the Transformer recomputing the whole window, at prefill and at every
 decode step across a crop; ``generate`` uses it at batch 1 and picks the module path's tokens; anything else falls
-back to the Transformer."""
+back to the Transformer. Every config field is classified (``COMPUTES``), and every value it computes has a
+parity case here, every value it refuses a fallback case."""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import pytest
 import torch
 
 from qkv.attention import implementation
-from qkv.generation import SamplingConfig, decode_one_token, generate, generate_uncached
-from qkv.generation.fast_decoder import FastDecoder, supports
-from qkv.model import Transformer, preset
+from qkv.generation import SamplingConfig, decode_one_token, fast_decoder, generate, generate_uncached
+from qkv.generation.fast_decoder import COMPUTES, FastDecoder, supports
+from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import ShapeError
 
 VOCAB, CONTEXT = 23, 16
@@ -33,6 +35,11 @@ SUPPORTED: dict[str, tuple[str, dict[str, Any]]] = {
     "llama with grouped-query attention": ("llama", {"width": 64, "layers": 2, "heads": 4, "kv_heads": 2}),
     "rope, layernorm and biases, one kv head": ("tiny", {"positions": "rope", "kv_heads": 1}),
     "swiglu with biases, learned positions": ("tiny", {"activation": "swiglu", "mlp_width": 96}),
+    "head width apart from width / heads": ("tiny", {"heads": 2, "head_width": 24}),
+    "large norm epsilon": ("tiny", {"norm_eps": 0.5}),
+    "rope theta 500, rmsnorm epsilon": ("llama", {"width": 64, "layers": 2, "rope_theta": 500.0, "norm_eps": 0.5}),
+    "dropout, in evaluation": ("tiny", {"dropout": 0.1}),
+    "another vocabulary and context": ("tiny", {"vocab_size": 31, "context": 24}),
 }
 
 UNSUPPORTED: dict[str, tuple[str, dict[str, Any]]] = {
@@ -41,16 +48,21 @@ UNSUPPORTED: dict[str, tuple[str, dict[str, Any]]] = {
     "bidirectional": ("tiny", {"causal": False}),
     "token types": ("tiny", {"token_types": 2}),
     "embedding norm": ("tiny", {"embedding_norm": True}),
+    "no LM head (an encoder)": ("tiny", {"lm_head": False, "tie_embeddings": False}),
 }
+
+
+def config_for(name: str) -> TransformerConfig:
+    family, overrides = {**SUPPORTED, **UNSUPPORTED}[name]
+    return preset(family, **{"vocab_size": VOCAB, "context": CONTEXT, **overrides})
 
 
 @functools.cache
 def model_for(name: str) -> Transformer:
     """Random weights with a wider spread than GPT-2's (so that greedy decoding varies its tokens), random biases
     and norm gains and shifts too (so that leaving one out shows)."""
-    family, overrides = {**SUPPORTED, **UNSUPPORTED}[name]
     torch.manual_seed(0)
-    model = Transformer(preset(family, vocab_size=VOCAB, context=CONTEXT, **overrides))
+    model = Transformer(config_for(name))
     with torch.no_grad():
         for parameter_name, parameter in model.named_parameters():
             gain = parameter.dim() == 1 and "norm" in parameter_name and parameter_name.endswith("weight")
@@ -75,20 +87,81 @@ def assert_same_logits(got: torch.Tensor, expected: torch.Tensor) -> None:
 def test_the_fast_decoder_computes_the_transformers_logits_at_every_step_across_a_crop(name: str) -> None:
     model = model_for(name)
     assert supports(model)
+    context = model.config.context
     tokens = torch.randint(VOCAB, (29,), generator=torch.Generator().manual_seed(1)).tolist()
     window = tokens[:5]
-    decoder = FastDecoder(model, CONTEXT)
+    decoder = FastDecoder(model, context)
     assert_same_logits(decoder.prefill(torch.tensor(window)), recomputed(model, window))
     crops = 0
     for token in tokens[5:]:  # 24 decode steps
         window.append(token)
-        if len(window) > CONTEXT:  # generate's crop: keep the newest half, prefill it, decode the new token
-            window = window[-(CONTEXT // 2 + 1) :]
-            decoder = FastDecoder(model, CONTEXT)
+        if len(window) > context:  # generate's crop: keep the newest half, prefill it, decode the new token
+            window = window[-(context // 2 + 1) :]
+            decoder = FastDecoder(model, context)
             decoder.prefill(torch.tensor(window[:-1]))
             crops += 1
         assert_same_logits(decoder.decode(token), recomputed(model, window))
     assert crops >= 1
+
+
+FIELDS = [field.name for field in dataclasses.fields(TransformerConfig)]
+
+
+def choices(field: str) -> tuple[object, ...] | None:
+    """Every value a field can take, where there are few (a flag, a named choice); None for a number."""
+    hint = get_type_hints(TransformerConfig)[field]
+    if hint is bool:
+        return (False, True)
+    return get_args(hint) if get_origin(hint) is Literal else None
+
+
+def values(cases: dict[str, tuple[str, dict[str, Any]]], field: str) -> set[object]:
+    return {getattr(config_for(name), field) for name in cases}
+
+
+def test_every_config_field_is_classified_as_computed_or_refused_by_the_fast_decoder() -> None:
+    """A field added to TransformerConfig fails here until fast_decoder.COMPUTES says what FastDecoder does with
+    it (and until then supports() keeps every model on the Transformer)."""
+    assert list(COMPUTES) == FIELDS, "say in fast_decoder.COMPUTES which values of each field FastDecoder computes"
+
+
+@pytest.mark.parametrize("field", FIELDS)
+def test_every_value_the_fast_decoder_computes_has_a_parity_case(field: str) -> None:
+    """Each listed value (every value of a flag or a named choice; for a number, two different values) appears in
+    a SUPPORTED model above, where it acts (a RoPE theta on a RoPE model)."""
+    assert field in COMPUTES, f"classify {field} in fast_decoder.COMPUTES, then give it a parity or fallback case"
+    computed, domain, seen = COMPUTES[field], choices(field), values(SUPPORTED, field)
+    if computed is not None:
+        assert seen == set(computed)
+    elif domain is not None:
+        assert seen == set(domain)
+    else:
+        assert len(seen) >= 2
+
+
+@pytest.mark.parametrize("field", [field for field, computed in COMPUTES.items() if computed is not None])
+def test_every_value_the_fast_decoder_refuses_has_a_fallback_case(field: str) -> None:
+    """Each value outside COMPUTES (for a number, one of them) appears in an UNSUPPORTED model above, whose tests
+    check that supports() refuses it (and, for a decoder, that generate falls back to the Transformer)."""
+    computed, domain = set(COMPUTES[field] or ()), choices(field)
+    refused = values(UNSUPPORTED, field) - computed
+    if domain is not None:
+        assert refused == set(domain) - computed
+    else:
+        assert len(refused) >= 1
+
+
+def test_a_field_not_classified_yet_keeps_the_model_on_the_transformer(monkeypatch: pytest.MonkeyPatch) -> None:
+    model = model_for("gpt2 tiny (tied head)")
+    assert supports(model)
+    monkeypatch.delitem(COMPUTES, "dropout")
+    assert not supports(model)
+
+
+def test_grouped_query_attention_needs_pytorchs_own_sharing(monkeypatch: pytest.MonkeyPatch) -> None:
+    grouped, plain = model_for("llama with grouped-query attention"), model_for("gpt2 tiny (tied head)")
+    monkeypatch.setattr(fast_decoder, "SDPA_HAS_GQA", False)  # as on PyTorch before 2.5
+    assert not supports(grouped) and supports(plain)
 
 
 PARTS = ["gpt2 tiny (tied head)", "sinusoidal positions", "llama with grouped-query attention"]
@@ -153,11 +226,16 @@ def test_the_fast_path_picks_the_uncached_references_tokens_within_the_context(f
 
 
 @pytest.mark.parametrize("name", UNSUPPORTED)
-def test_unsupported_models_fall_back_to_the_transformer(name: str, fast_steps: list[int]) -> None:
-    model, prompt, greedy = model_for(name), torch.tensor([[3, 1, 4]]), SAMPLINGS["greedy"]
+def test_the_fast_decoder_refuses_unsupported_models(name: str) -> None:
+    model = model_for(name)
     assert not supports(model)
     with pytest.raises(ValueError, match="use the Transformer"):
         FastDecoder(model, CONTEXT)
+
+
+@pytest.mark.parametrize("name", [name for name in UNSUPPORTED if config_for(name).lm_head])  # decoders
+def test_generate_falls_back_to_the_transformer_for_unsupported_models(name: str, fast_steps: list[int]) -> None:
+    model, prompt, greedy = model_for(name), torch.tensor([[3, 1, 4]]), SAMPLINGS["greedy"]
     got = tokens(generate(model, prompt, 2 * CONTEXT, greedy))
     assert fast_steps == [] and got == tokens(generate(model, prompt, 2 * CONTEXT, greedy, decode=decode_one_token))
 

@@ -40,6 +40,7 @@ from qkv.shapes import ShapeError, Tensor, describe, require_rank
 
 __all__ = [
     "IMPLEMENTATIONS",
+    "SDPA_HAS_GQA",
     "Implementation",
     "attend",
     "current_implementation",
@@ -55,8 +56,9 @@ IMPLEMENTATIONS: tuple[Implementation, ...] = ("fused", "exact")
 _chosen: Implementation = "fused"  # the process's choice, set by use()
 _within: ContextVar[Implementation | None] = ContextVar("qkv.attention.implementation", default=None)
 
-# scaled_dot_product_attention shares key/value heads itself (enable_gqa) from PyTorch 2.5 on.
-_SDPA_HAS_GQA = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 5)
+# scaled_dot_product_attention shares key/value heads itself (enable_gqa) from PyTorch 2.5 on (the fast decoder
+# reads this too).
+SDPA_HAS_GQA = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 5)
 
 
 def _check(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, bias: Tensor | None) -> None:
@@ -175,10 +177,10 @@ def fused_attention(
     if bias is not None:
         attn_mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
 
-    if G != H and not _SDPA_HAS_GQA:  # PyTorch < 2.5: expand the shared heads by hand
+    if G != H and not SDPA_HAS_GQA:  # PyTorch < 2.5: expand the shared heads by hand
         keys = keys.repeat_interleave(H // G, dim=1)  # (B, H, S, K)
         values = values.repeat_interleave(H // G, dim=1)  # (B, H, S, K_v)
-    gqa = {"enable_gqa": True} if G != H and _SDPA_HAS_GQA else {}
+    gqa = {"enable_gqa": True} if G != H and SDPA_HAS_GQA else {}
     output = F.scaled_dot_product_attention(
         queries, keys, values, attn_mask=attn_mask, is_causal=is_causal, scale=scale, **gqa
     )  # (B, H, T, K_v)

@@ -36,6 +36,7 @@ __all__ = [
     "SinusoidalPositions",
     "alibi_slopes",
     "rope_tables",
+    "rotate",
 ]
 
 PositionScheme = Literal["none", "learned", "sinusoidal", "rope", "alibi"]
@@ -59,10 +60,15 @@ class LearnedPositions(nn.Module):
         self.context = context
         self.table = nn.Embedding(context, width)
 
+    @property
+    def vectors(self) -> Tensor:
+        """``(context, D)``: the vector added at each position (the trained table itself, not a copy)."""
+        return self.table.weight
+
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         T = x.shape[1]
         _check_range(offset, T, self.context)
-        return x + self.table.weight[offset : offset + T]  # (B, T, D) + (T, D)
+        return x + self.vectors[offset : offset + T]  # (B, T, D) + (T, D)
 
 
 def sinusoid_table(context: int, width: int) -> Tensor:
@@ -85,53 +91,75 @@ class SinusoidalPositions(nn.Module):
         self.context = context
         self.register_buffer("table", sinusoid_table(context, width), persistent=False)
 
+    @property
+    def vectors(self) -> Tensor:
+        """``(context, D)``: the vector added at each position (float32)."""
+        return self.table
+
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         T = x.shape[1]
         _check_range(offset, T, self.context)
-        return x + self.table[offset : offset + T].to(x.dtype)  # (B, T, D) + (T, D)
+        return x + self.vectors[offset : offset + T].to(x.dtype)  # (B, T, D) + (T, D)
 
 
 @functools.lru_cache(maxsize=16)
 def rope_tables(head_width: int, context: int, theta: float) -> tuple[Tensor, Tensor]:
-    """RoPE's ``cos`` and ``sin`` tables ``(context, K)`` (float32, CPU), computed once per process and shared:
-    every layer of a model, and every model, with the same sizes holds the same two tensors (SmolLM2's 30 layers
-    would otherwise hold 30 copies of 4 MB each). Nothing writes to them in place."""
+    """RoPE's tables ``(cos, signed_sin)``, each ``(context, K)`` (float32, CPU), for :func:`rotate`.
+
+    Position ``p`` turns the feature pair ``(i, i + K/2)`` by the angle ``p · θ_i``, ``θ_i = theta^(-2i/K)``; row
+    ``p`` of ``cos`` holds the cosines (twice over: once for each half), and of ``signed_sin`` the sines with the
+    first half negated (the sign :func:`rotate` needs). Computed once per process and shared: every layer of a
+    model, and every model, with the same sizes holds the same two tensors (SmolLM2's 30 layers would otherwise
+    hold 30 copies of 4 MB each). Nothing writes to them in place.
+    """
     with torch.inference_mode(False):  # plain tensors, usable in training even if first asked for in inference
         inverse = 1.0 / (theta ** (torch.arange(0, head_width, 2, dtype=torch.float64, device="cpu") / head_width))
         angles = torch.outer(torch.arange(context, dtype=torch.float64, device="cpu"), inverse)  # (P, K/2)
-        angles = torch.cat([angles, angles], dim=-1)  # (P, K)
-        return angles.cos().float(), angles.sin().float()
+        cos, sin = angles.cos(), angles.sin()  # (P, K/2) each
+        return torch.cat([cos, cos], dim=-1).float(), torch.cat([-sin, sin], dim=-1).float()  # (P, K) each
+
+
+def rotate(x: Tensor, cos: Tensor, signed_sin: Tensor) -> Tensor:
+    """RoPE: ``x (…, T, K)`` with each feature pair ``(i, i + K/2)`` turned by its angle at each position, given
+    the rows ``(T, K)`` of :func:`rope_tables` for those positions.
+
+    For halves ``x = [a, b]`` and the angle's ``c = cos``, ``s = sin``, the pair turns to
+    ``[a·c - b·s, b·c + a·s]``: Hugging Face writes it ``x·cos + rotate_half(x)·sin`` with
+    ``rotate_half(x) = [-b, a]``. Here ``rotate_half(x)·sin = roll(x, K/2)·[-s, s]`` (``signed_sin``), so the
+    rotation is one roll and one fused multiply-add: the same numbers in fewer operations, which matters at one
+    token per step (the model's :class:`RotaryPositions` and the fast decoder both call this).
+    """
+    return torch.addcmul(x * cos, x.roll(x.shape[-1] // 2, dims=-1), signed_sin)  # (…, T, K)
 
 
 class RotaryPositions(nn.Module):
     """RoPE: rotate each pair of features ``(i, i + K/2)`` of queries and keys by an angle ``p · θ_i``.
 
     The dot product of a query at position ``p`` and a key at ``p'`` then depends on ``p - p'`` only. Uses
-    the half-split pairing of Llama/GPT-NeoX as written in Hugging Face ``transformers``.
+    the half-split pairing of Llama/GPT-NeoX as written in Hugging Face ``transformers``. ``cos`` and
+    ``signed_sin`` are the tables ``(context, K)`` of :func:`rope_tables` that :func:`rotate` takes.
     """
 
     cos: Tensor
-    sin: Tensor
+    signed_sin: Tensor
 
     def __init__(self, head_width: int, context: int, theta: float = 10000.0) -> None:
         super().__init__()
         if head_width % 2:
             raise ValueError(f"RoPE needs an even head width, got {head_width}")
         self.context = context
-        cos, sin = rope_tables(head_width, context, float(theta))
+        cos, signed_sin = rope_tables(head_width, context, float(theta))
         device = torch.get_default_device()  # as a table computed here would be placed
         self.register_buffer("cos", cos.to(device), persistent=False)
-        self.register_buffer("sin", sin.to(device), persistent=False)
+        self.register_buffer("signed_sin", signed_sin.to(device), persistent=False)
 
     def forward(self, x: Tensor, offset: int = 0) -> Tensor:
         """Rotate ``x`` ``(B, heads, T, K)`` whose first position is ``offset``."""
         T = x.shape[2]
         _check_range(offset, T, self.context)
         cos = self.cos[offset : offset + T].to(x.dtype)  # (T, K)
-        sin = self.sin[offset : offset + T].to(x.dtype)  # (T, K)
-        first, second = x.chunk(2, dim=-1)  # (B, heads, T, K/2) each
-        rotated_half = torch.cat([-second, first], dim=-1)  # (B, heads, T, K)
-        return x * cos + rotated_half * sin
+        signed_sin = self.signed_sin[offset : offset + T].to(x.dtype)  # (T, K)
+        return rotate(x, cos, signed_sin)  # (B, heads, T, K)
 
 
 def alibi_slopes(heads: int) -> Tensor:

@@ -6,13 +6,18 @@ attention, the MLP) whose useful work takes microseconds; through the module tre
 calls, shape checks and dtype conversions, which at one token per pass cost as much as the arithmetic.
 :class:`FastDecoder` runs the same operations directly on the same weights (it holds the model's own
 projection methods, norm gains and tables: no copies), on one preallocated cache tensor, with no checks inside
-the loop.
+the loop. The maths is the model's own, called without the modules around it: the activations and the MLP
+(:data:`~qkv.model.transformer.ACTIVATIONS`, :func:`~qkv.model.transformer.feed_forward`), the norms
+(:func:`~qkv.model.transformer.norm_function`), RoPE (:func:`~qkv.attention.positions.rotate`) and the causal
+mask (:func:`~qkv.attention.masks.causal`); only the loop over the blocks and the attention call are written
+here.
 
 One function serves every configuration the Transformer computes as a pre-norm causal decoder with an LM
 head: GPT-2's conventions (learned or sinusoidal positions added to the embedding, LayerNorm with or without
 shift, GELU / tanh-GELU / ReLU, biases or not, tied or untied output) and Llama's (RoPE, RMSNorm, SwiGLU,
-grouped-query attention). :func:`supports` says which models those are; anything else (ALiBi, post-norm,
-bidirectional attention, token types, a normalised embedding, dropout in training) stays on the Transformer.
+grouped-query attention). :data:`COMPUTES` lists, field by field of the config, the values it computes and
+:func:`supports` checks a model against it; anything else (ALiBi, post-norm, bidirectional attention, token
+types, a normalised embedding, dropout in training, a config field not classified yet) stays on the Transformer.
 
 It computes what the Transformer computes — the tests hold it to the Transformer's logits (1e-5 in float32)
 and to its tokens — so the Transformer stays the readable reference, and everything that inspects a model
@@ -25,6 +30,7 @@ key/value heads, ``K`` head width, ``D`` model width, ``V`` vocabulary.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -34,41 +40,70 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkv.attention.kernels import _SDPA_HAS_GQA, current_implementation
+from qkv.attention import masks
+from qkv.attention.kernels import SDPA_HAS_GQA, current_implementation
 from qkv.attention.layer import SelfAttention
-from qkv.attention.positions import LearnedPositions, RotaryPositions, SinusoidalPositions
+from qkv.attention.positions import LearnedPositions, RotaryPositions, SinusoidalPositions, rotate
 from qkv.model.config import TransformerConfig
-from qkv.model.transformer import Block, Transformer
+from qkv.model.transformer import ACTIVATIONS, Block, Transformer, feed_forward, norm_function
 from qkv.shapes import ShapeError, Tensor
 
-__all__ = ["FastDecoder", "supports"]
+__all__ = ["COMPUTES", "FastDecoder", "supports"]
 
 Projection = Callable[[Tensor], Tensor]
 Norm = Callable[[Tensor], Tensor]
 
-_ACTIVATIONS: dict[str, Callable[[Tensor], Tensor]] = {  # as MLP.forward applies them (SwiGLU: to the gate)
-    "gelu": F.gelu,
-    "gelu_tanh": functools.partial(F.gelu, approximate="tanh"),
-    "relu": F.relu,
-    "swiglu": F.silu,
+# Every TransformerConfig field, and the values of it FastDecoder computes (None: every value). A config with a
+# field missing here is not supported, so a new field keeps models on the Transformer until someone decides;
+# tests/generation/test_fast_decoder.py holds this table to the config's fields and to the Transformer's logits.
+COMPUTES: dict[str, tuple[object, ...] | None] = {
+    "vocab_size": None,
+    "context": None,
+    "width": None,
+    "layers": None,
+    "heads": None,
+    "kv_heads": None,
+    "head_width": None,
+    "mlp_width": None,
+    "activation": None,
+    "norm": None,
+    "norm_eps": None,
+    "norm_placement": ("pre",),
+    "positions": ("none", "learned", "sinusoidal", "rope"),  # ALiBi biases the scores inside the layer
+    "rope_theta": None,
+    "causal": (True,),
+    "attention_bias": None,
+    "mlp_bias": None,
+    "norm_bias": None,
+    "token_types": (0,),
+    "embedding_norm": (False,),
+    "final_norm": None,
+    "lm_head": (True,),
+    "tie_embeddings": None,
+    "dropout": None,  # dropout is the identity in evaluation; supports() keeps a model in training off
 }
 
 
 def supports(model: Transformer) -> bool:
-    """Whether :class:`FastDecoder` computes ``model`` exactly: a pre-norm, causal decoder with an LM head whose
-    positions are none, learned, sinusoidal or RoPE, with no token types, no embedding norm, no dropout active,
-    no attention capture hook set, and the fused attention path chosen (the exact one runs in the Transformer)."""
+    """Whether :class:`FastDecoder` computes ``model`` exactly: every field of its config takes a value
+    :data:`COMPUTES` lists (a pre-norm, causal decoder with an LM head whose positions are none, learned,
+    sinusoidal or RoPE, with no token types and no embedding norm), no dropout is active, no attention capture
+    hook is set, the fused attention path is chosen (the exact one runs in the Transformer), and PyTorch's
+    attention shares key/value heads itself if the model has fewer of them than query heads."""
     c: TransformerConfig = model.config
-    decoder = (
-        c.norm_placement == "pre"
-        and c.causal
-        and c.lm_head
-        and c.positions in ("none", "learned", "sinusoidal", "rope")
-        and not (c.token_types or c.embedding_norm)
-        and not (model.training and c.dropout > 0)
-    )
+    if {field.name for field in dataclasses.fields(c)} != COMPUTES.keys():
+        return False  # a field nobody has classified yet
+    computed = all(allowed is None or getattr(c, name) in allowed for name, allowed in COMPUTES.items())
+    dropping = model.training and c.dropout > 0
     hooked = any(isinstance(m, SelfAttention) and m.weights_hook is not None for m in model.modules())
-    return decoder and not hooked and current_implementation() == "fused"
+    grouped = c.attention.groups != c.heads
+    return (
+        computed
+        and not dropping
+        and not hooked
+        and current_implementation() == "fused"
+        and (SDPA_HAS_GQA or not grouped)
+    )
 
 
 @dataclass(frozen=True)
@@ -85,17 +120,6 @@ class _Layer:
     to_gate: Projection | None  # SwiGLU only
     to_hidden: Projection
     to_down: Projection
-
-
-def _norm(module: nn.Module) -> Norm:
-    """The norm ``module`` computes, as the functional call its ``forward`` makes (on its own gain and shift)."""
-    if isinstance(module, nn.RMSNorm):
-        shape, gain = module.normalized_shape, module.weight
-        return functools.partial(F.rms_norm, normalized_shape=shape, weight=gain, eps=module.eps)
-    norm = cast(nn.LayerNorm, module)
-    return functools.partial(
-        F.layer_norm, normalized_shape=norm.normalized_shape, weight=norm.weight, bias=norm.bias, eps=norm.eps
-    )
 
 
 def _projection(module: nn.Module) -> Projection:
@@ -117,8 +141,8 @@ class FastDecoder:
     def __init__(self, model: Transformer, capacity: int) -> None:
         if not supports(model):
             raise ValueError(
-                "FastDecoder runs pre-norm causal decoders (no ALiBi, token types, capture hooks or exact attention); "
-                "use the Transformer"
+                "FastDecoder runs pre-norm causal decoders (no ALiBi, token types, capture hooks or exact attention; "
+                "fast_decoder.COMPUTES lists the config values it computes); use the Transformer"
             )
         config = model.config
         if not 1 <= capacity <= config.context:
@@ -131,35 +155,30 @@ class FastDecoder:
             attention, mlp = block.attention, block.mlp
             self.layers.append(
                 _Layer(
-                    attention_norm=_norm(block.attention_norm),
+                    attention_norm=norm_function(block.attention_norm),
                     input_dtype=getattr(attention.to_q, "input_dtype", None),
                     to_q=_projection(attention.to_q),
                     to_k=_projection(attention.to_k),
                     to_v=_projection(attention.to_v),
                     to_out=_projection(attention.to_out),
-                    mlp_norm=_norm(block.mlp_norm),
+                    mlp_norm=norm_function(block.mlp_norm),
                     to_gate=None if mlp.to_gate is None else _projection(mlp.to_gate),
                     to_hidden=_projection(mlp.to_hidden),
                     to_down=_projection(mlp.to_out),
                 )
             )
-        self.activation = _ACTIVATIONS[config.activation]
+        self.activation = ACTIVATIONS[config.activation]
         K = self.head_width
-        self.cos: Tensor | None = None
-        self.signed_sin: Tensor | None = None
+        self.rope: tuple[Tensor, Tensor] | None = None  # RoPE's (cos, signed_sin) tables (P, K), for rotate()
         if config.positions == "rope":
             rope = cast(RotaryPositions, blocks[0].attention.rope)
-            self.cos = rope.cos  # (P, K)
-            # rotate_half(x)·sin = roll(x, K/2)·[-sin_first_half, sin_second_half]: one roll instead of slices and cat
-            self.signed_sin = torch.cat([-rope.sin[:, : K // 2], rope.sin[:, K // 2 :]], dim=-1)  # (P, K)
+            self.rope = (rope.cos, rope.signed_sin)
+        absolute = model.embedding.positions
         self.positions: Tensor | None = None  # (P, D): added to the embedding (learned or sinusoidal)
-        table = model.embedding.positions
-        if isinstance(table, LearnedPositions):
-            self.positions = table.table.weight
-        elif isinstance(table, SinusoidalPositions):
-            self.positions = table.table
+        if isinstance(absolute, (LearnedPositions, SinusoidalPositions)):
+            self.positions = absolute.vectors
         self.embed: Projection = model.embedding.tokens.forward
-        self.final_norm = None if model.final_norm is None else _norm(model.final_norm)
+        self.final_norm = None if model.final_norm is None else norm_function(model.final_norm)
         assert model.lm_head is not None  # supports() checked it
         self.lm_head = _projection(model.lm_head)
         weight = model.embedding.tokens.weight
@@ -168,8 +187,6 @@ class FastDecoder:
         self.keys = torch.zeros(shape, dtype=dtype, device=weight.device)
         self.values = torch.zeros(shape, dtype=dtype, device=weight.device)
         self.length = 0
-        if self.groups != self.heads and not _SDPA_HAS_GQA:
-            raise ShapeError("grouped-query attention in FastDecoder needs PyTorch 2.5 or later")
         self._gqa = {"enable_gqa": True} if self.groups != self.heads else {}
 
     @property
@@ -185,11 +202,6 @@ class FastDecoder:
         ids = token if isinstance(token, Tensor) else torch.tensor([token], device=self.keys.device)
         return self._forward(ids)
 
-    def _rope(self, x: Tensor, start: int, end: int) -> Tensor:
-        """Rotate ``x (heads, T, K)`` at positions ``start…end-1`` (RoPE, half-split pairs)."""
-        cos, signed_sin = cast(Tensor, self.cos), cast(Tensor, self.signed_sin)
-        return torch.addcmul(x * cos[start:end], x.roll(self.head_width // 2, dims=-1), signed_sin[start:end])
-
     @torch.inference_mode()
     def _forward(self, ids: Tensor) -> Tensor:
         T = ids.shape[0]
@@ -197,10 +209,10 @@ class FastDecoder:
         if T == 0 or end > self.capacity:
             raise ShapeError(f"the cache holds {self.capacity} positions and has {start}; {T} more do not fit")
         H, G, K = self.heads, self.groups, self.head_width
-        rope = self.cos is not None
         mask = None
         if T > 1 and start > 0:  # new queries see every cached key and the new keys up to their own position
-            mask = torch.ones(T, end, dtype=torch.bool, device=ids.device).tril(diagonal=start)  # (T, S)
+            mask = masks.causal(T, end, device=ids.device)  # (T, S)
+        rope = None if self.rope is None else (self.rope[0][start:end], self.rope[1][start:end])  # (T, K) twice
         x = self.embed(ids)  # (T, D)
         if self.positions is not None:
             x = x + self.positions[start:end].to(x.dtype)  # (T, D)
@@ -209,8 +221,8 @@ class FastDecoder:
             h = h if layer.input_dtype is None else h.to(layer.input_dtype)  # once for the three projections
             queries = layer.to_q(h).view(T, H, K).transpose(0, 1)  # (H, T, K)
             keys = layer.to_k(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
-            if rope:
-                queries, keys = self._rope(queries, start, end), self._rope(keys, start, end)
+            if rope is not None:
+                queries, keys = rotate(queries, *rope), rotate(keys, *rope)
             cached_keys, cached_values = self.keys[index], self.values[index]  # (1, G, capacity, K)
             cached_keys[0, :, start:end] = keys
             cached_values[0, :, start:end] = layer.to_v(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
@@ -225,10 +237,7 @@ class FastDecoder:
             x = x + layer.to_out(attended[0].transpose(0, 1).reshape(T, H * K))  # (T, D)
             h = layer.mlp_norm(x)
             h = h if layer.input_dtype is None else h.to(layer.input_dtype)
-            hidden = layer.to_hidden(h)  # (T, F)
-            # the activation of the hidden layer, or SwiGLU's: silu(gate) · hidden
-            hidden = self.activation(hidden) if layer.to_gate is None else self.activation(layer.to_gate(h)) * hidden
-            x = x + layer.to_down(hidden)  # (T, D)
+            x = x + feed_forward(h, layer.to_hidden, layer.to_gate, layer.to_down, self.activation)  # (T, D)
         self.length = end
         last = x[-1:]  # (1, D): only the last position's logits
         if self.final_norm is not None:

@@ -8,7 +8,9 @@ Every choice comes from :class:`~qkv.model.config.TransformerConfig`; no compone
 
 from __future__ import annotations
 
+import functools
 import math
+from collections.abc import Callable
 from typing import cast
 
 import torch
@@ -19,16 +21,39 @@ from qkv.attention import masks
 from qkv.attention.kv_cache import KVCache
 from qkv.attention.layer import SelfAttention
 from qkv.attention.positions import LearnedPositions, SinusoidalPositions
-from qkv.model.config import TransformerConfig
+from qkv.model.config import Activation, TransformerConfig
 from qkv.shapes import ShapeError, Tensor, require_rank
 
-__all__ = ["MLP", "Block", "Embedding", "Transformer", "make_norm"]
+__all__ = [
+    "ACTIVATIONS",
+    "MLP",
+    "Block",
+    "Embedding",
+    "Transformer",
+    "feed_forward",
+    "make_norm",
+    "norm_function",
+]
+
+Map = Callable[[Tensor], Tensor]
 
 
 def make_norm(config: TransformerConfig) -> nn.Module:
     if config.norm == "rmsnorm":
         return nn.RMSNorm(config.width, eps=config.norm_eps)
     return nn.LayerNorm(config.width, eps=config.norm_eps, bias=config.norm_bias)
+
+
+def norm_function(norm: nn.Module) -> Map:
+    """The map a :func:`make_norm` module computes, as the functional call its ``forward`` makes on its own gain,
+    shift and epsilon (not copies): the same numbers without the module call."""
+    if isinstance(norm, nn.RMSNorm):
+        return functools.partial(F.rms_norm, normalized_shape=norm.normalized_shape, weight=norm.weight, eps=norm.eps)
+    if isinstance(norm, nn.LayerNorm):
+        return functools.partial(
+            F.layer_norm, normalized_shape=norm.normalized_shape, weight=norm.weight, bias=norm.bias, eps=norm.eps
+        )
+    raise TypeError(f"norm_function takes the nn.LayerNorm or nn.RMSNorm of make_norm, got {type(norm).__name__}")
 
 
 def _dropout(module: nn.Dropout, x: Tensor) -> Tensor:
@@ -59,6 +84,18 @@ def gelu_tanh_as_sigmoid(x: Tensor) -> Tensor:
 
 _TWO_SQRT_2_OVER_PI = 2 * math.sqrt(2 / math.pi)
 
+# Each activation, as the MLP applies it: to the hidden layer, or (SwiGLU) to the gate.
+ACTIVATIONS: dict[Activation, Map] = {"gelu": F.gelu, "gelu_tanh": gelu_tanh, "relu": F.relu, "swiglu": F.silu}
+
+
+def feed_forward(x: Tensor, to_hidden: Map, to_gate: Map | None, to_out: Map, activation: Map) -> Tensor:
+    """The MLP's map of ``x (…, D)``: ``to_out(activation(to_hidden(x)))``, or with a gate (SwiGLU)
+    ``to_out(activation(to_gate(x)) · to_hidden(x))``. The maps are callables so that the fast decoder runs
+    the same function on the same weights without the module calls."""
+    hidden = to_hidden(x)  # (…, F)
+    hidden = activation(hidden) if to_gate is None else activation(to_gate(x)) * hidden  # (…, F)
+    return to_out(hidden)  # (…, D)
+
 
 class MLP(nn.Module):
     """The position-wise feed-forward block: the same two-layer network applied to every token alone.
@@ -75,16 +112,8 @@ class MLP(nn.Module):
         self.to_out = nn.Linear(F_, D, bias=config.mlp_bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        hidden = self.to_hidden(x)  # (B, T, F)
-        if self.to_gate is not None:
-            hidden = F.silu(self.to_gate(x)) * hidden
-        elif self.activation == "gelu":
-            hidden = F.gelu(hidden)
-        elif self.activation == "gelu_tanh":
-            hidden = gelu_tanh(hidden)
-        else:
-            hidden = F.relu(hidden)
-        return self.to_out(hidden)  # (B, T, D)
+        """``x (B, T, D)`` → ``(B, T, D)``."""
+        return feed_forward(x, self.to_hidden, self.to_gate, self.to_out, ACTIVATIONS[self.activation])
 
 
 class Block(nn.Module):
