@@ -100,9 +100,12 @@ def test_no_file_outside_the_page_folder_is_served(client: TestClient) -> None:
         assert_refused(client.get(path), 404)
 
 
-def test_without_a_page_the_index_says_so_and_the_api_still_answers(runs: Path, tmp_path: Path) -> None:
-    with TestClient(new_app(runs, tmp_path), base_url=BASE) as client:
+@pytest.mark.parametrize("folder", ["empty", "missing"])
+def test_without_a_page_the_index_says_so_and_the_api_still_answers(runs: Path, tmp_path: Path, folder: str) -> None:
+    (tmp_path / "empty").mkdir()
+    with TestClient(new_app(runs, tmp_path / folder), base_url=BASE) as client:
         assert_refused(client.get("/"), 404, "static/index.html")
+        assert_refused(client.get("/static/main.js"), 404)
         assert client.get("/api/health").status_code == 200
 
 

@@ -259,3 +259,28 @@ def test_large_overviews_are_gzipped_for_clients_that_accept_it(client: TestClie
         "/api/trace", json={"model": "minilm", "text": SENTENCE}, headers={"accept-encoding": "identity"}
     )
     assert "content-encoding" not in plain.headers and json.loads(plain.content)["tokens"] == response.json()["tokens"]
+
+
+def test_the_exactness_badge_is_the_largest_gap_between_the_two_kernels(
+    runs: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qkv.serve import projections as projections_module
+    from qkv.serve.projections import capture_projections, fused_exact_gap
+
+    network, tokenizer = load_run(runs / "demo")
+    with capture_projections(network) as layers:
+        trace((network, tokenizer), "the lazy dog")
+    assert len(layers) == 2
+    expected = 0.0
+    for layer in layers:  # torch's own kernel against softmax(QKᵀ/√K)V written out, causal
+        q, k, v = layer.queries[None], layer.keys[None], layer.values[None]
+        fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=True)
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        T = q.shape[2]
+        scores = scores.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
+        expected = max(expected, float((torch.softmax(scores, dim=-1) @ v - fused).abs().max()))
+    assert fused_exact_gap(network, layers) == pytest.approx(expected, abs=1e-6)
+
+    real = projections_module.fused_attention
+    monkeypatch.setattr(projections_module, "fused_attention", lambda *a, **k: real(*a, **k) + 1e-3)
+    assert fused_exact_gap(network, layers) == pytest.approx(1e-3, rel=1e-2)  # a kernel that is off shows

@@ -72,7 +72,8 @@ def run(args: argparse.Namespace) -> int:
         import webbrowser
 
         webbrowser.open(url)
-    server = uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False))
+    config = uvicorn.Config(app, log_level="warning", lifespan="off", access_log=False, server_header=False)
+    server = uvicorn.Server(config)
     try:
         server.run(sockets=[listener])
     except KeyboardInterrupt:

@@ -30,7 +30,7 @@ from starlette.exceptions import HTTPException
 from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response
-from starlette.routing import Mount, Route
+from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from qkv._version import __version__
@@ -97,7 +97,7 @@ def create_app(config: ServeConfig | None = None, *, static: Path | None = None)
     state = ServerState(config, Registry(config))
     folder = STATIC if static is None else static
     handlers = _Handlers(state, folder)
-    routes = [
+    routes: list[BaseRoute] = [
         Route("/", handlers.index, methods=["GET"]),
         Route("/api/health", handlers.health, methods=["GET"]),
         Route("/api/models", handlers.models, methods=["GET"]),
@@ -110,8 +110,11 @@ def create_app(config: ServeConfig | None = None, *, static: Path | None = None)
         Route("/api/trace/{id}/export", handlers.export, methods=["GET"]),
         Route("/api/generate", handlers.generate, methods=["POST"]),
         Route("/api/runs/{name}/training", handlers.training, methods=["GET"]),
-        Mount("/static", StaticFiles(directory=folder, check_dir=False), name="static"),
     ]
+    if folder.is_dir():
+        routes.append(Mount("/static", StaticFiles(directory=folder), name="static"))
+    else:  # the page is not installed: its files are 404s like any other missing file
+        routes.append(Route("/static/{path:path}", handlers.index, methods=["GET"]))
     app = Starlette(
         routes=routes,
         middleware=[
