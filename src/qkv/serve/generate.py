@@ -167,7 +167,9 @@ class TokenStream(Response):
     def __init__(
         self, generation: Generation, worker: Worker, *, finished: Callable[[], None], unexpected: Callable[[], None]
     ) -> None:
-        super().__init__(content=None, status_code=200, headers={"cache-control": "no-store"})
+        # No body is set (unlike Response.__init__), so no content-length is declared: the length is unknown.
+        self.status_code, self.background = 200, None
+        self.init_headers({"cache-control": "no-store", "x-accel-buffering": "no"})
         self.generation, self.worker = generation, worker
         self._finished, self._unexpected = finished, unexpected
 
