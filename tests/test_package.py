@@ -124,6 +124,24 @@ ALLOWED = {
         "qkv.files",
         "qkv.data",
     ),
+    # The explorer's server sits just below the CLI: it serves every layer's work to the page.
+    "serve": (
+        "qkv.serve",
+        "qkv.inspection",
+        "qkv.render",
+        "qkv.article",
+        "qkv.training",
+        "qkv.generation",
+        "qkv.pretrained",
+        "qkv.model",
+        "qkv.attention",
+        "qkv.text",
+        "qkv.shapes",
+        "qkv.errors",
+        "qkv.files",
+        "qkv.data",
+        "qkv._version",
+    ),
     # The benchmarks sit beside the CLI, at the top: they run what users run (the model, the training step,
     # generation) against peers, and copy a peer's weights through the GPT-2 loader.
     "bench": (

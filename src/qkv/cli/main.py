@@ -24,6 +24,7 @@ SUBCOMMANDS = (
     "qkv.cli.tour",
     "qkv.cli.bench",
     "qkv.cli.export",
+    "qkv.cli.serve",
 )
 
 
