@@ -2,7 +2,12 @@
 
 import { $ } from "./dom.js";
 
-export class ApiError extends Error {}
+export class ApiError extends Error {
+  constructor(message, status = 0) {
+    super(message);
+    this.status = status; // the HTTP status, 0 when the server was not reached
+  }
+}
 
 async function request(path, options = {}) {
   let response;
@@ -16,9 +21,11 @@ async function request(path, options = {}) {
   try {
     body = await response.json();
   } catch {
-    throw new ApiError(`${path} answered HTTP ${response.status} without JSON`);
+    throw new ApiError(`${path} answered HTTP ${response.status} without JSON`, response.status);
   }
-  if (!response.ok) throw new ApiError(body && body.error ? body.error : `${path} answered HTTP ${response.status}`);
+  if (!response.ok) {
+    throw new ApiError(body && body.error ? body.error : `${path} answered HTTP ${response.status}`, response.status);
+  }
   return body;
 }
 
@@ -81,7 +88,7 @@ export const api = {
       } catch {
         // keep the status line
       }
-      throw new ApiError(message);
+      throw new ApiError(message, response.status);
     }
     const reader = response.body.getReader();
     const decoder = new TextDecoder();

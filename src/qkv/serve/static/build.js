@@ -535,7 +535,7 @@ const STEP_VIEWS = {
       const strip = h("ul", { class: "heads-strip", "aria-label": t("build.heads.pick") });
       all.weights.forEach((weights, head) => {
         const canvas = h("canvas", { "aria-hidden": "true" });
-        drawWeights(canvas, Float64Array.from(weights.flat()), weights.length, weights.length);
+        drawWeights(canvas, Float64Array.from(weights.flat()), weights.length, weights.length, { max: 1 });
         const button = h(
           "button",
           {

@@ -4,12 +4,12 @@ import { h, s, fmt } from "./dom.js";
 import { cellColours, diverging, viridis } from "./heatmap.js";
 
 /**
- * A (T, S) matrix as a table. mode "weights": viridis from 0 to the largest entry; "signed": orange below 0,
+ * A (T, S) matrix as a table. mode "weights": viridis from 0 to 1 (weights are shares); "signed": orange below 0,
  * blue above, with negative cells outlined (dashed). focus: the row index to mark. legend(largest): a line below.
  */
 export function matrixTable(matrix, rowLabels, columnLabels, { caption, mode = "weights", focus = -1, legend } = {}) {
   const flat = matrix.flat();
-  const largest = Math.max(...flat.map(Math.abs)) || 1;
+  const largest = mode === "weights" ? 1 : Math.max(...flat.map(Math.abs)) || 1;
   const head = h("tr", {}, h("td"), columnLabels.map((label) => h("th", { scope: "col" }, label)));
   const body = matrix.map((row, t) =>
     h(

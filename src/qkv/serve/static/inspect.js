@@ -20,6 +20,7 @@ let shown = null; // {layer, head, weights} drawn now
 let grid = null;
 let sequence = 0; // the newest head request; older answers are dropped
 let tokenLocked = -1;
+let retraced = false; // a dropped trace is traced again once, not in a loop
 let lineElements = [];
 let tokenTexts = { left: [], right: [] };
 
@@ -187,9 +188,17 @@ async function showHead(layer, head, { preview }) {
   try {
     weights = await api.head(overview.id, layer, head);
   } catch (error) {
+    if (error.status === 404 && !retraced) {
+      // The server keeps a few traces only: this one was dropped, so trace the text again (once).
+      retraced = true;
+      overview = null;
+      await inspectView.show(getState());
+      return;
+    }
     showError(error);
     return;
   }
+  retraced = false;
   if (request !== sequence) return;
   const started = performance.now();
   shown = { layer, head, weights };
