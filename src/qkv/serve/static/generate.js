@@ -35,7 +35,7 @@ export const generateView = {
     $("generate-stop").addEventListener("click", () => controller && controller.abort());
     $("generate-scrub").addEventListener("input", () => {
       stopReplay();
-      select_(Number($("generate-scrub").value));
+      showToken(Number($("generate-scrub").value));
     });
     $("generate-replay").addEventListener("click", () => (replay ? stopReplay() : startReplay()));
     const save = () => {
@@ -102,12 +102,12 @@ function receive(event) {
   } else if (event.type === "token") {
     run.tokens.push(event);
     const index = run.tokens.length - 1;
-    const span = h("span", { class: "new", "data-index": index, onclick: () => select_(index) }, event.text);
+    const span = h("span", { class: "new", "data-index": index, onclick: () => showToken(index) }, event.text);
     $("generate-text").append(span);
     const scrub = $("generate-scrub");
-    const following = Number(scrub.value) >= Number(scrub.max) - 0 || index === 0;
+    const following = index === 0 || Number(scrub.value) === Number(scrub.max); // the newest is on screen
     scrub.max = String(index);
-    if (following) select_(index);
+    if (following) showToken(index);
     $("generate-status").textContent = t("generate.progress", { count: run.tokens.length });
   } else if (event.type === "done") {
     $("generate-status").textContent = t(event.reason === "stop" ? "generate.done_stop" : "generate.done", {
@@ -119,7 +119,7 @@ function receive(event) {
 }
 
 /** Show token `index`: its row per head, the earlier tokens tinted by its mean weight, sinks, the top-5. */
-function select_(index) {
+function showToken(index) {
   if (!run || !run.tokens[index]) return;
   const token = run.tokens[index];
   const scrub = $("generate-scrub");
@@ -196,11 +196,11 @@ function startReplay() {
   if (!run || !run.tokens.length) return;
   let index = 0;
   $("generate-replay").textContent = t("generate.pause");
-  select_(0);
+  showToken(0);
   replay = setInterval(() => {
     index += 1;
     if (index >= run.tokens.length) return stopReplay();
-    select_(index);
+    showToken(index);
   }, 150);
 }
 

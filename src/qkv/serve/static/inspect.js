@@ -272,7 +272,7 @@ function yOf(i) {
 
 /** The top `count` entries of `values` as [index, value] pairs, largest first. */
 function top(values, count) {
-  const order = Array.from(values.keys ? values.keys() : values.map((_, i) => i));
+  const order = Array.from({ length: values.length }, (_, i) => i);
   order.sort((a, b) => values[b] - values[a]);
   return order.slice(0, count).map((i) => [i, values[i]]);
 }
