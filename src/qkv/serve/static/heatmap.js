@@ -1,0 +1,88 @@
+// Canvas heatmaps: one pixel per cell, one putImageData per matrix, scaled up by CSS (image-rendering: pixelated).
+
+import { VIRIDIS } from "./viridis.js";
+
+/** The largest finite entry (0 for none). */
+export function largest(values) {
+  let top = 0;
+  for (let i = 0; i < values.length; i++) if (values[i] > top) top = values[i];
+  return top;
+}
+
+/** Draw `values` (rows × cols, row-major) through viridis, 0 → dark, `max` (default: the largest) → yellow. */
+export function drawWeights(canvas, values, rows, cols, { max } = {}) {
+  canvas.width = cols;
+  canvas.height = rows;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(cols, rows);
+  const pixels = image.data;
+  const top = max ?? largest(values);
+  const scale = top > 0 ? 255 / top : 0;
+  for (let i = 0, n = rows * cols; i < n; i++) {
+    let level = Math.round(values[i] * scale);
+    level = level < 0 ? 0 : level > 255 ? 255 : level;
+    const c = level * 3;
+    const p = i * 4;
+    pixels[p] = VIRIDIS[c];
+    pixels[p + 1] = VIRIDIS[c + 1];
+    pixels[p + 2] = VIRIDIS[c + 2];
+    pixels[p + 3] = 255;
+  }
+  context.putImageData(image, 0, 0);
+}
+
+/** Draw n × n bytes (0-255) starting at `offset` of `bytes`: one thumbnail of the server's (L, H, n, n). */
+export function drawBytes(canvas, bytes, offset, n) {
+  canvas.width = n;
+  canvas.height = n;
+  const context = canvas.getContext("2d");
+  const image = context.createImageData(n, n);
+  const pixels = image.data;
+  for (let i = 0; i < n * n; i++) {
+    const c = bytes[offset + i] * 3;
+    const p = i * 4;
+    pixels[p] = VIRIDIS[c];
+    pixels[p + 1] = VIRIDIS[c + 1];
+    pixels[p + 2] = VIRIDIS[c + 2];
+    pixels[p + 3] = 255;
+  }
+  context.putImageData(image, 0, 0);
+}
+
+/** viridis at x in [0, 1] as [r, g, b]. */
+export function viridis(x) {
+  const level = Math.max(0, Math.min(255, Math.round(x * 255))) * 3;
+  return [VIRIDIS[level], VIRIDIS[level + 1], VIRIDIS[level + 2]];
+}
+
+const NEGATIVE = [179, 88, 6]; // orange: a negative number
+const NEUTRAL = [247, 247, 247];
+const POSITIVE = [33, 102, 172]; // blue: a positive number
+
+/** A diverging colour for x in [-1, 1]: orange below 0, blue above, near-white at 0. */
+export function diverging(x) {
+  const clamped = Math.max(-1, Math.min(1, x));
+  const end = clamped < 0 ? NEGATIVE : POSITIVE;
+  const a = Math.abs(clamped);
+  return NEUTRAL.map((n, i) => Math.round(n + (end[i] - n) * a));
+}
+
+function luminance([r, g, b]) {
+  const channel = (v) => {
+    const c = v / 255;
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+}
+
+/** CSS colours for a cell of background `rgb`: the text colour (black or white) with the higher contrast. */
+export function cellColours(rgb) {
+  const l = luminance(rgb);
+  const onBlack = (l + 0.05) / 0.05;
+  const onWhite = 1.05 / (l + 0.05);
+  return { background: `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`, color: onBlack >= onWhite ? "#000" : "#fff" };
+}
+
+export function css(rgb) {
+  return `rgb(${rgb[0]}, ${rgb[1]}, ${rgb[2]})`;
+}
