@@ -108,20 +108,6 @@ ALLOWED = {
         "qkv.errors",
     ),
     "article": ("qkv.article", "qkv.attention", "qkv.shapes", "qkv.errors"),
-    # The benchmarks sit beside the CLI, at the top: they run what users run (the model, the training step,
-    # generation) against peers, and copy a peer's weights through the GPT-2 loader.
-    "bench": (
-        "qkv.bench",
-        "qkv.inspection",
-        "qkv.training",
-        "qkv.generation",
-        "qkv.pretrained",
-        "qkv.model",
-        "qkv.attention",
-        "qkv.text",
-        "qkv.shapes",
-        "qkv.errors",
-    ),
 }
 
 

@@ -16,7 +16,7 @@ from qkv._version import __version__
 from qkv.errors import InputError
 
 # Subcommand modules, imported only when the parser is built (they import torch lazily themselves).
-SUBCOMMANDS = ("qkv.cli.train", "qkv.cli.generate", "qkv.cli.attend", "qkv.cli.models", "qkv.cli.tour", "qkv.cli.bench")
+SUBCOMMANDS = ("qkv.cli.train", "qkv.cli.generate", "qkv.cli.attend", "qkv.cli.models", "qkv.cli.tour")
 
 
 def build_parser() -> argparse.ArgumentParser:
