@@ -37,8 +37,8 @@ demo: setup
 	$(VENV)/bin/qkv attend "$(SENTENCE)" --model runs/demo
 
 lint: setup
-	$(VENV)/bin/ruff check src tests
-	$(VENV)/bin/ruff format --check src tests
+	$(VENV)/bin/ruff check src tests benchmarks
+	$(VENV)/bin/ruff format --check src tests benchmarks
 
 typecheck: setup
 	$(VENV)/bin/mypy
@@ -48,8 +48,11 @@ unit: setup
 
 test: lint typecheck unit
 
+# The benchmarks (BENCHMARKS.md): all five, or some: make bench BENCH="attention generate" BENCH_FLAGS=--quick
+BENCH       ?= attention train generate pretrained inspect
+BENCH_FLAGS ?=
 bench: setup
-	$(VENV)/bin/qkv bench attention
+	for name in $(BENCH); do $(PY) -m benchmarks.$$name $(BENCH_FLAGS) || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

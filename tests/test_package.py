@@ -142,21 +142,6 @@ ALLOWED = {
         "qkv.data",
         "qkv._version",
     ),
-    # The benchmarks sit beside the CLI, at the top: they run what users run (the model, the training step,
-    # generation) against peers, and copy a peer's weights through the GPT-2 loader.
-    "bench": (
-        "qkv.bench",
-        "qkv.inspection",
-        "qkv.training",
-        "qkv.generation",
-        "qkv.pretrained",
-        "qkv.model",
-        "qkv.attention",
-        "qkv.text",
-        "qkv.data",
-        "qkv.shapes",
-        "qkv.errors",
-    ),
 }
 
 

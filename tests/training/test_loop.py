@@ -214,7 +214,7 @@ def test_a_second_ctrl_c_stops_at_once(
 def test_the_optimizer_is_fused_adamw_that_decays_only_matrices(tiny: Tiny, quick: TrainConfig) -> None:
     optimizer = configure_optimizer(tiny.model(), quick)
     decay, no_decay = optimizer.param_groups
-    assert optimizer.defaults["fused"]  # one kernel per parameter (qkv bench train: 8% of a step on CPU)
+    assert optimizer.defaults["fused"]  # one kernel per parameter (benchmarks/train.py: 8% of a step on CPU)
     assert all(p.dim() >= 2 for p in decay["params"]) and all(p.dim() < 2 for p in no_decay["params"])
 
 

@@ -22,7 +22,6 @@ SUBCOMMANDS = (
     "qkv.cli.attend",
     "qkv.cli.models",
     "qkv.cli.tour",
-    "qkv.cli.bench",
     "qkv.cli.export",
     "qkv.cli.serve",
 )

@@ -89,7 +89,7 @@ def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Ad
     lr, betas = config.learning_rate, (config.beta1, config.beta2)
     try:
         # One kernel updates a whole parameter (moments, bias correction, decay, step); on CPU this is 3× faster
-        # than foreach, which runs a dozen separate ops per parameter (qkv bench train, BENCHMARKS.md).
+        # than foreach, which runs a dozen separate ops per parameter (benchmarks/train.py, BENCHMARKS.md).
         return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
     except RuntimeError:  # a device or dtype without the fused kernel
         return torch.optim.AdamW(groups, lr=lr, betas=betas, foreach=True)
@@ -113,7 +113,7 @@ def train_step(
 ) -> Tensor:
     """One optimizer step on one batch ``(B, T)``: forward, loss, backward, clip the gradient norm, update.
 
-    Returns the loss before the update (detached). ``qkv train`` runs exactly this, and ``qkv bench train``
+    Returns the loss before the update (detached). ``qkv train`` runs exactly this, and ``benchmarks/train.py``
     times it. ``precision`` is the forward pass's (:mod:`qkv.training.precision`); weights, gradients and the
     optimizer stay float32.
     """

@@ -1,0 +1,1 @@
+"""qkv's benchmarks, outside the package: ``python -m benchmarks.NAME`` (BENCHMARKS.md says how and what)."""
