@@ -117,11 +117,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.prompt:
         raise UserError("--prompt is empty; give at least one character")
     from qkv.data.registry import PACKAGED
-    from qkv.pretrained.lowbit import PRECISIONS
+    from qkv.pretrained.lowbit import WEIGHT_FORMATS
 
     dtype = args.dtype or "float32"
-    if dtype not in PRECISIONS:
-        raise UserError(f"--dtype {dtype!r} is not one of {', '.join(PRECISIONS)}")
+    if dtype not in WEIGHT_FORMATS:
+        raise UserError(f"--dtype {dtype!r} is not one of {', '.join(WEIGHT_FORMATS)}")
     known = PACKAGED.get(name)
     if known is not None and known.kind != "causal":
         language_models = ", ".join(other for other, entry in PACKAGED.items() if entry.kind == "causal")
