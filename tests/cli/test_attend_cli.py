@@ -50,12 +50,19 @@ def test_an_svg_arc_diagram_of_one_head_goes_to_stdout(trained: Path) -> None:
     assert result.out.startswith("<?xml") and "layer 0 · head 2" in result.out
 
 
+def test_a_negative_layer_or_head_counts_from_the_end_as_in_generate(trained: Path) -> None:
+    """``--layer -1 --head -1`` is layer 1, head 3 of the tiny run: the same rule as --attention-layer."""
+    counted = run_cli(["attend", TEXT, "--model", str(trained), "--layer", "-1", "--head", "-1", "--format", "svg"])
+    named = run_cli(["attend", TEXT, "--model", str(trained), "--layer", "1", "--head", "3", "--format", "svg"])
+    assert counted.code == named.code == 0 and counted.out == named.out and "layer 1 · head 3" in counted.out
+
+
 @pytest.mark.parametrize(
     ("arguments", "message"),
     [
         (["", "--model", "RUN"], "the text is empty"),
         ([TEXT, "--model", "RUN", "--layer", "2"], r"--layer 2 is out of range; this model has layers 0…1"),
-        ([TEXT, "--model", "RUN", "--head", "-1"], r"--head -1 is out of range; this model has heads 0…3"),
+        ([TEXT, "--model", "RUN", "--head", "-5"], r"--head -5 is out of range; this model has heads 0…3"),
         (["the lazy dog sits on mats", "--model", "RUN"], r"the text is 25 tokens long; \S+ reads at most 16 tokens"),
         ([TEXT, "--model", "no-such-model"], r"unknown model 'no-such-model': .*\(minilm, smollm2\)"),
         ([TEXT, "--model", "RUN", "-o", "missing/out.json"], r"cannot write missing/out.json: the directory missing"),

@@ -67,8 +67,14 @@ TRAIN_CASES: dict[str, tuple[Setup, str]] = {
     ),
     "--resume from nothing": (lambda t, c, r: ["--resume", str(t / "nothing")], "no such checkpoint"),
     "--resume without more steps": (lambda t, c, r: ["--resume", str(r), "--steps", "6"], "already at step 6"),
-    "invalid learning rate": (lambda t, c, r: [str(c), "--lr", "-1"], "TrainConfig.learning_rate"),
-    "unknown preset": (lambda t, c, r: [str(c), "--preset", "giant"], "unknown preset 'giant'"),
+    "invalid learning rate": (lambda t, c, r: [str(c), "--lr", "-1"], "--lr must be positive, got -1"),
+    "zero steps": (lambda t, c, r: [str(c), "--steps", "0"], "--steps must be a positive integer, got 0"),
+    "zero batch size": (lambda t, c, r: [str(c), "--batch-size", "0"], "--batch-size must be a positive integer"),
+    "negative warmup": (lambda t, c, r: [str(c), "--warmup", "-2"], "--warmup must be 0 or more"),
+    "zero context": (lambda t, c, r: [str(c), "--context", "0", "--preset", "tiny"], "--context must be a positive"),
+    "unknown preset": (lambda t, c, r: [str(c), "--preset", "giant"], "unknown --preset 'giant'"),
+    "an encoder preset": (lambda t, c, r: [str(c), "--preset", "bert"], "--preset bert is an encoder"),
+    "zero steps on a resume": (lambda t, c, r: ["--resume", str(r), "--steps", "0"], "--steps must be a positive"),
 }
 
 
@@ -80,7 +86,8 @@ def test_bad_train_input_is_one_line_exit_2_and_leaves_no_files(
     arguments = setup(tmp_path, corpus, trained)
     before = fingerprint(trained)
     if "--resume" not in arguments:
-        arguments += ["--context", "16", *([] if "--out" in arguments else ["--out", str(tmp_path / "out")])]
+        context = [] if "--context" in arguments else ["--context", "16"]
+        arguments += [*context, *([] if "--out" in arguments else ["--out", str(tmp_path / "out")])]
     error = one_line_error(run_cli(["train", *arguments]), "train")
     assert what in error
     assert not (tmp_path / "out").exists() and fingerprint(trained) == before
@@ -98,10 +105,10 @@ GENERATE_CASES: dict[str, tuple[list[str], str]] = {
     "zero tokens": (["--tokens", "0"], "--tokens must be at least 1"),
     "negative tokens": (["--tokens", "-5"], "--tokens must be at least 1"),
     "a character the tokenizer never saw": (["--prompt", "the €"], "'€'"),
-    "top-k of zero": (["--top-k", "0"], "SamplingConfig.top_k"),
-    "top-p above one": (["--top-p", "1.5"], "SamplingConfig.top_p"),
-    "negative temperature": (["--temperature", "-1"], "SamplingConfig.temperature"),
-    "temperature not a number": (["--temperature", "nan"], "SamplingConfig.temperature"),
+    "top-k of zero": (["--top-k", "0"], "--top-k must be a positive integer, got 0"),
+    "top-p above one": (["--top-p", "1.5"], "--top-p must be in (0, 1], got 1.5"),
+    "negative temperature": (["--temperature", "-1"], "--temperature must be 0 (greedy) or more, got -1"),
+    "temperature not a number": (["--temperature", "nan"], "--temperature must be 0 (greedy) or more"),
 }
 
 

@@ -23,9 +23,18 @@ TARGET = re.compile(r"^(?P<label>'[^']*'|\"[^\"]*\") (?P<weight>\d\.\d\d)$")
 
 
 def parse(out: str) -> tuple[str, str, list[tuple[str, list[tuple[str, float]]]]]:
-    """The text, the header, and per line: the token's label and its ``(label, weight)`` targets."""
+    """The text, the header (its lines joined), and per token: its label and its ``(label, weight)`` targets
+    (a row wrapped onto indented lines joined back)."""
     text, _, table = out.partition("\n\n")
-    header, *lines = table.rstrip("\n").split("\n")
+    header: list[str] = []
+    lines: list[str] = []
+    for line in table.rstrip("\n").split("\n"):
+        if line.startswith(("'", '"')):
+            lines.append(line)
+        elif lines:  # a row's continuation, under its first target
+            lines[-1] += " · " + line.strip()
+        else:
+            header.append(line.strip())
     rows = []
     for line in lines:
         match = LINE.match(line)
@@ -34,7 +43,7 @@ def parse(out: str) -> tuple[str, str, list[tuple[str, list[tuple[str, float]]]]
         assert all(targets), line
         parsed = [(ast.literal_eval(t["label"]), float(t["weight"])) for t in targets if t]
         rows.append((ast.literal_eval(match["token"]), parsed))
-    return text + "\n", header, rows
+    return text + "\n", " ".join(header), rows
 
 
 def windows(prompt: int, new: int) -> list[tuple[int, int]]:
@@ -74,6 +83,16 @@ def test_the_text_is_unchanged_and_each_token_lists_what_a_trace_of_its_window_g
         assert [weight for _, weight in targets] == pytest.approx(top, abs=0.0051)
         for label, weight in targets:  # each label is a key holding that weight (ties may swap places)
             assert any(labels[s] == label and abs(float(row[s]) - weight) <= 0.0051 for s in range(len(labels)))
+
+
+def test_on_a_narrow_terminal_every_line_fits_and_says_the_same(trained: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    wide = run_cli(["generate", str(trained), *SEEDED, "--show-attention"])
+    monkeypatch.setenv("COLUMNS", "34")
+    narrow = run_cli(["generate", str(trained), *SEEDED, "--show-attention"])
+    table = narrow.out.partition("\n\n")[2]
+    assert max(len(line) for line in table.splitlines()) < 34
+    assert any(line.startswith(" ") for line in table.splitlines())  # some rows went on under their first target
+    assert parse(narrow.out) == parse(wide.out)
 
 
 def test_k_and_the_layer_are_chosen_by_flags(trained: Path) -> None:

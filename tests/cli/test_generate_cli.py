@@ -63,3 +63,15 @@ def test_generation_reads_a_checkpoint_directory_as_well_as_a_run(trained: Path)
 
 def test_generating_past_the_context_keeps_going(trained: Path) -> None:
     assert len(continuation(trained, "--seed", "1", "--tokens", "70")) == len("\n") + 70
+
+
+def test_a_text_cut_by_tokens_is_marked_on_stderr(trained: Path) -> None:
+    result = run_cli(["generate", str(trained), *SEEDED, "--tokens", "12"])
+    assert result.code == 0 and result.err.strip().splitlines()[-1] == "[… stopped at --tokens 12]"
+    assert "stopped" not in result.out  # the text itself is unchanged
+
+
+def test_a_text_ended_by_a_stop_string_is_not_marked(trained: Path) -> None:
+    generated = continuation(trained, *SEEDED, "--tokens", "40")[len("the ") :]
+    result = run_cli(["generate", str(trained), *SEEDED, "--tokens", "40", "--stop", generated[10:12]])
+    assert result.code == 0 and "stopped at --tokens" not in result.err

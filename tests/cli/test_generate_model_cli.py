@@ -28,6 +28,7 @@ def test_a_chat_model_answers_and_stops_at_its_end_of_turn(smollm2: None, dtype:
     # Greedy by default; only the answer is printed, the template's markers are not; the end-of-turn token
     # ends it long before the 300 tokens allowed.
     assert result.out == "The capital of France is Paris.\n"
+    assert "stopped at --tokens" not in result.err  # ended by the model, not cut
 
 
 def test_raw_sends_the_prompt_as_it_is_and_prints_it_first(smollm2: None) -> None:
@@ -37,6 +38,7 @@ def test_raw_sends_the_prompt_as_it_is_and_prints_it_first(smollm2: None) -> Non
     assert result.code == 0, result.err
     assert result.out.startswith("The capital of France is") and "<|im_start|>" not in result.out
     assert "Paris" in result.out
+    assert result.err.strip().splitlines()[-1] == "[… stopped at --tokens 3]"
 
 
 def test_stop_strings_and_sampling_flags_apply(smollm2: None) -> None:
@@ -131,7 +133,7 @@ def test_show_attention_lists_each_token_of_the_answer_after_it(smollm2: None) -
     assert result.code == 0, result.err
     text, _, table = result.out.partition("\n\n")
     assert text == "The capital of France"  # the first 4 tokens of the answer without the flag
-    header, *lines = table.splitlines()
+    header, _, *lines = table.splitlines()
     assert header.startswith("attention in layer 29 (of 0…29), averaged over its 9 heads")
     assert [line.split()[0] for line in lines] == ["'The'", "'capital'", "'of'", "'France'"]
     assert all(line.count(" · ") == 2 and "⇒ '<|im_start|>'" in line for line in lines)  # the sink leads

@@ -49,3 +49,13 @@ def test_a_model_that_is_not_installed_shows_its_install_command(monkeypatch: py
 def test_listing_imports_no_pytorch() -> None:
     code = "import sys; from qkv.cli.main import main; main(['models']); assert 'torch' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, timeout=60)
+
+
+@pytest.mark.parametrize("columns", [80, 60])
+def test_every_line_fits_the_terminal_and_folded_paths_join_back(monkeypatch: pytest.MonkeyPatch, columns: int) -> None:
+    monkeypatch.setenv("COLUMNS", str(columns))
+    out = run_cli(["models"]).out
+    assert max(len(line) for line in out.splitlines()) < columns
+    unfolded = out.replace("/\n    ", "/")  # a path goes on after a "/", indented
+    for info in registry.available():
+        assert str(info.path) in unfolded if info.installed else info.install_command in " ".join(out.split())

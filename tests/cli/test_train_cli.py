@@ -1,12 +1,15 @@
 """``qkv train``: a run directory with the documented layout, an interrupted run that resumes to the very same
-losses, ``runs/latest`` only beside runs kept under ``runs/``, and a diverging run stopped in one line."""
+losses, a resume that says what its flags change, ``runs/latest`` only beside runs kept under ``runs/``, a
+diverging run stopped in one line, and what it says fits 80 columns."""
 
 from __future__ import annotations
 
 import json
 import os
+import shlex
 import shutil
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -126,3 +129,91 @@ def test_an_unknown_precision_is_refused_before_anything_is_written(
     error = capsys.readouterr().err
     assert "Traceback" not in error and "invalid choice: 'fp16'" in error
     assert not (tmp_path / "r").exists()
+
+
+def test_extending_a_finished_run_keeps_its_schedule_and_says_the_extra_steps_train_at_the_floor(
+    trained: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    run = Path(shutil.copytree(trained, tmp_path / "copy"))
+    rates: dict[int, float] = {}
+    real_show = train_cli.ProgressLine.show
+
+    def record(self: train_cli.ProgressLine, event: Any) -> None:
+        if event.kind == "step":
+            rates[event.step] = event.learning_rate
+        real_show(self, event)
+
+    monkeypatch.setattr(train_cli.ProgressLine, "show", record)
+    result = run_cli(["train", "--resume", str(run), "--steps", "9"])
+    assert result.code == 0, result.err
+    said = " ".join(result.err.split())
+    assert "resuming" in said and "at step 6 of 6" in said
+    assert "the learning-rate schedule still ends at step 6, so steps 7–9 train at its floor, 1.0e-04" in said
+    assert rates == {7: pytest.approx(1e-4), 8: pytest.approx(1e-4), 9: pytest.approx(1e-4)}
+    training = json.loads((run / "checkpoint" / "config.json").read_text())["training"]
+    assert training["steps"] == 9 and training["schedule_steps"] == 6
+
+
+def test_a_flag_that_changes_a_resumed_run_is_named_with_the_old_and_new_value(trained: Path, tmp_path: Path) -> None:
+    run = Path(shutil.copytree(trained, tmp_path / "copy"))
+    result = run_cli(["train", "--resume", str(run), "--steps", "7", "--lr", "3e-3", "--batch-size", "4"])
+    assert result.code == 0, result.err
+    said = " ".join(result.err.split())
+    assert "changed from the run: --lr 0.001 → 0.003;" in said  # --batch-size 4 is the run's own: not a change
+    assert "--batch-size" not in said
+
+
+def test_a_vocab_the_corpus_cannot_fill_is_said(corpus: Path, tmp_path: Path) -> None:
+    arguments = [*TINY, "--steps", "1", "--tokenizer", "bpe", "--vocab", "5000", "--out", str(tmp_path / "r")]
+    result = run_cli(["train", str(corpus), *arguments])
+    assert result.code == 0, result.err
+    vocab = json.loads((tmp_path / "r" / "checkpoint" / "config.json").read_text())["model"]["vocab_size"]
+    assert vocab < 5000 and f"vocab: {vocab:,} tokens, fewer than --vocab 5,000" in " ".join(result.err.split())
+
+
+def test_a_folder_corpus_names_the_files_it_skipped(corpus: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "texts"
+    (folder / "sub").mkdir(parents=True)
+    shutil.copy(corpus, folder / "sub" / "words.txt")
+    (folder / "notes.md").write_text("# not a .txt\n")
+    (folder / "empty.txt").write_text("")
+    (folder / ".hidden.txt").write_text("hidden words\n")
+    result = run_cli(["train", str(folder), *TINY, "--steps", "1", "--out", str(tmp_path / "r")])
+    assert result.code == 0, result.err
+    said = " ".join(result.err.split())
+    assert "skipped 3 files of the folder" in said and ".hidden.txt, empty.txt, notes.md" in said
+    assert "words.txt" not in said.split("skipped", 1)[1].split("model:")[0]
+
+
+def test_the_closing_hint_prompts_with_words_of_the_users_own_validation_text(corpus: Path, tmp_path: Path) -> None:
+    result = run_cli(["train", str(corpus), *TINY, "--steps", "1", "--out", str(tmp_path / "r")])
+    hint = result.err.strip().splitlines()[-1]
+    assert hint.startswith(f"try: qkv generate {tmp_path / 'r'} --prompt ")
+    prompt = shlex.split(hint)[-1]
+    validation = corpus.read_text()[int(len(corpus.read_text()) * 0.9) :]  # char tokenizer: the last tenth
+    assert "ROMEO" not in hint and 0 < len(prompt) <= 16
+    assert any(line.startswith(prompt) for line in validation.splitlines()[1:])
+
+
+def test_prompt_from_takes_the_first_whole_line_and_stops_between_words() -> None:
+    assert train_cli.prompt_from("cut line\nROMEO:\nBut soft") == "ROMEO:"
+    assert train_cli.prompt_from("…end\n\n  What light through yonder window") == "What light"
+    assert train_cli.prompt_from("one line only") == "one line only"
+    assert train_cli.prompt_from("\n\n") == ""
+
+
+def test_every_line_training_prints_fits_80_columns_but_paths(
+    corpus: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("COLUMNS", "80")
+    long_folder = tmp_path / ("a-rather-long-folder-name-" * 3)
+    long_folder.mkdir()
+    shutil.copy(corpus, long_folder / "words.txt")
+    (long_folder / "skip-me.md").write_text("x")
+    arguments = [*TINY, "--steps", "60", "--eval-interval", "5", "--tokenizer", "bpe", "--vocab", "999999"]
+    result = run_cli(["train", str(long_folder), *arguments, "--out", str(tmp_path / "r")])
+    assert result.code == 0, result.err
+    lines = result.err.splitlines()
+    assert any(line.startswith("step ") and "tok/s" in line for line in lines)  # the progress lines are there
+    paths = ("checkpoint: ", "loss curve: ", "try: ")
+    assert [line for line in lines if len(line) >= 80 and not line.startswith(paths)] == []

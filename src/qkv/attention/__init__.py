@@ -1,19 +1,29 @@
 """The attention core: one function (:func:`attend`), one layer (:class:`SelfAttention`), masks, positions,
-a KV cache, and the switch between the fused and the exact path (:func:`use`, :func:`implementation`)."""
+a KV cache, and the switch between the fused and the exact path (:func:`use`, :func:`implementation`).
 
-from qkv.attention.kernels import (
-    IMPLEMENTATIONS,
-    Implementation,
-    attend,
-    current_implementation,
-    exact_attention,
-    fused_attention,
-    implementation,
-    use,
-)
-from qkv.attention.kv_cache import KVCache
-from qkv.attention.layer import AttentionConfig, SelfAttention
-from qkv.attention.positions import POSITION_SCHEMES, PositionScheme
+The names load on first use, so that :mod:`qkv.attention.config` (plain data, no PyTorch) imports alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "IMPLEMENTATIONS": "qkv.attention.kernels",
+    "Implementation": "qkv.attention.kernels",
+    "attend": "qkv.attention.kernels",
+    "current_implementation": "qkv.attention.kernels",
+    "exact_attention": "qkv.attention.kernels",
+    "fused_attention": "qkv.attention.kernels",
+    "implementation": "qkv.attention.kernels",
+    "use": "qkv.attention.kernels",
+    "KVCache": "qkv.attention.kv_cache",
+    "AttentionConfig": "qkv.attention.config",
+    "POSITION_SCHEMES": "qkv.attention.config",
+    "PositionScheme": "qkv.attention.config",
+    "SelfAttention": "qkv.attention.layer",
+}
 
 __all__ = [
     "IMPLEMENTATIONS",
@@ -30,3 +40,31 @@ __all__ = [
     "implementation",
     "use",
 ]
+
+if TYPE_CHECKING:
+    from qkv.attention.config import POSITION_SCHEMES, AttentionConfig, PositionScheme
+    from qkv.attention.kernels import (
+        IMPLEMENTATIONS,
+        Implementation,
+        attend,
+        current_implementation,
+        exact_attention,
+        fused_attention,
+        implementation,
+        use,
+    )
+    from qkv.attention.kv_cache import KVCache
+    from qkv.attention.layer import SelfAttention
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import functools
 import math
-from typing import Literal
 
 import torch
 from torch import nn
 
+from qkv.attention.config import POSITION_SCHEMES, PositionScheme
 from qkv.shapes import ShapeError, Tensor
 
 __all__ = [
@@ -39,8 +39,6 @@ __all__ = [
     "rotate",
 ]
 
-PositionScheme = Literal["none", "learned", "sinusoidal", "rope", "alibi"]
-POSITION_SCHEMES: tuple[PositionScheme, ...] = ("none", "learned", "sinusoidal", "rope", "alibi")
 ABSOLUTE: tuple[PositionScheme, ...] = ("learned", "sinusoidal")  # added to the embedding at the input
 
 

@@ -14,7 +14,8 @@ Hugging Face model directory or a ``.gguf`` file. ``--format`` (default: from th
 - ``json``: the trace itself (``AttentionTrace.load`` reads it back).
 
 ``--layer`` narrows what is captured (json, html, the grid) to one layer; without it every layer is captured,
-except for the terminal and the arc diagram, which show the last layer.
+except for the terminal and the arc diagram, which show the last layer. ``--layer`` and ``--head`` count from the
+end when negative (``-1`` is the last), as ``qkv generate --attention-layer`` does.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from qkv.cli.errors import UserError
+from qkv.cli.errors import UserError, resolve_index
 from qkv.cli.output import check_writable, emit
 
 if TYPE_CHECKING:
@@ -51,9 +52,14 @@ def register(subparsers: Any) -> None:
         "model directory or a .gguf file",
     )
     parser.add_argument(
-        "--layer", type=int, help="the one layer to capture and show (default: terminal and arcs the last, else all)"
+        "--layer",
+        type=int,
+        help="the one layer to capture and show (default: terminal and arcs the last, else all; -1 counts from "
+        "the end)",
     )
-    parser.add_argument("--head", type=int, help="the head to show (default: the mean of the layer's heads)")
+    parser.add_argument(
+        "--head", type=int, help="the head to show (default: the mean of the layer's heads; -1 counts from the end)"
+    )
     parser.add_argument("--format", choices=FORMATS, help="what to write (default: from -o's suffix, else terminal)")
     parser.add_argument("-o", "--output", metavar="FILE", help="write to FILE instead of the terminal")
     parser.add_argument("--top", type=int, default=10, help="how many arrows to list (terminal; default 10)")
@@ -86,10 +92,10 @@ def run(args: argparse.Namespace) -> int:
 
     loaded = load(args.model)  # a run, a known name, a Hugging Face directory or a .gguf: one handle
     config = loaded.config
-    if args.layer is not None and not 0 <= args.layer < config.layers:
-        raise UserError(f"--layer {args.layer} is out of range; this model has layers 0…{config.layers - 1}")
-    if args.head is not None and not 0 <= args.head < config.heads:
-        raise UserError(f"--head {args.head} is out of range; this model has heads 0…{config.heads - 1}")
+    if args.layer is not None:
+        args.layer = resolve_index("--layer", args.layer, config.layers, "layers")
+    if args.head is not None:
+        args.head = resolve_index("--head", args.head, config.heads, "heads")
 
     from qkv.inspection.trace import trace
 

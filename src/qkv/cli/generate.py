@@ -15,14 +15,18 @@ name (``smollm2``; see ``qkv models``), a Hugging Face directory or a Llama-fami
 
 ``--show-attention [K]`` adds, after the text, one line per generated token: the K earlier tokens (3 by default)
 it attends to most, with their weights, averaged over the heads of one layer (``--attention-layer``, the last
-by default)::
+by default; ``-1`` counts from the end, as ``qkv attend --layer`` does)::
 
     'ing'  ⇒ 'Rom' 0.31 · 'O' 0.12 · ':' 0.08
 
 A token's weights are its own row (what it attends to when it is read back in to predict the next token); the
 token itself is left out and the weights are not renormalised. The text still streams as it is generated; the
 lines follow it, so that they never break it up. A model generates through qkv's Transformer rather than its
-fast twin when attention is shown (the same tokens, more slowly).
+fast twin when attention is shown (the same tokens, more slowly). Lines longer than the terminal wrap under
+their first target.
+
+A text cut short by ``--tokens`` (rather than ended by the model or a ``--stop`` string) is followed by a line
+on stderr saying so: ``[… stopped at --tokens 300]``.
 """
 
 from __future__ import annotations
@@ -30,10 +34,11 @@ from __future__ import annotations
 import argparse
 import codecs
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from qkv.cli.errors import UserError
+from qkv.cli.errors import UserError, resolve_index
+from qkv.cli.output import columns, wrap
 
 if TYPE_CHECKING:
     import torch
@@ -44,11 +49,22 @@ if TYPE_CHECKING:
 
 CONTINUE_TEMPERATURE = 0.8  # the default for a model that continues text; a chat model answers greedily
 SHOWN_TOKENS = 3  # --show-attention without a number
+# The sampling flags, named in SamplingConfig's errors (qkv.cli.from_config.speak_in_flags).
+FLAG_NAMES = {
+    "SamplingConfig.temperature": "--temperature",
+    "SamplingConfig.top_k": "--top-k",
+    "SamplingConfig.top_p": "--top-p",
+}
 
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
-        "generate", help="generate text from a model: a run you trained, a known name, a directory or a .gguf"
+        "generate",
+        help="generate text from a model: a run you trained, a known name, a directory or a .gguf",
+        description="Generate text from a model, streamed as it comes: a run `qkv train` wrote, a known name "
+        "(smollm2), a Hugging Face directory or a .gguf. A chat model answers the prompt in its own template "
+        "(greedily unless --temperature says otherwise); any other model continues it, sampling at temperature "
+        f"{CONTINUE_TEMPERATURE}. --show-attention adds what each generated token attended to.",
     )
     parser.add_argument(
         "model",
@@ -102,7 +118,7 @@ def register(subparsers: Any) -> None:
         metavar="N",
         help="with --show-attention: the layer whose heads are averaged (default: the last; -1 counts from the end)",
     )
-    parser.set_defaults(handler=run)
+    parser.set_defaults(handler=run, flag_names=FLAG_NAMES)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -117,11 +133,11 @@ def run(args: argparse.Namespace) -> int:
     if not args.prompt:
         raise UserError("--prompt is empty; give at least one character")
     from qkv.data.registry import PACKAGED
-    from qkv.pretrained.lowbit import PRECISIONS
+    from qkv.pretrained.lowbit import WEIGHT_FORMATS
 
     dtype = args.dtype or "float32"
-    if dtype not in PRECISIONS:
-        raise UserError(f"--dtype {dtype!r} is not one of {', '.join(PRECISIONS)}")
+    if dtype not in WEIGHT_FORMATS:
+        raise UserError(f"--dtype {dtype!r} is not one of {', '.join(WEIGHT_FORMATS)}")
     known = PACKAGED.get(name)
     if known is not None and known.kind != "causal":
         language_models = ", ".join(other for other, entry in PACKAGED.items() if entry.kind == "causal")
@@ -142,16 +158,36 @@ def run(args: argparse.Namespace) -> int:
     prompt = model.chat_prompt(args.prompt) if chat else args.prompt
     ids = _fit_context(model.encode(prompt), model.config.context, args, name)
     generator = torch.Generator().manual_seed(args.seed) if args.seed is not None else None
-    if args.show_attention is not None:
-        _check_layer(args.attention_layer, model)
+    layer = model.config.layers - 1
+    if args.attention_layer is not None:
+        layer = resolve_index("--attention-layer", args.attention_layer, model.config.layers, "layers")
     if not chat:
         sys.stdout.write(args.prompt)
     if args.show_attention is not None:
-        _stream_with_attention(model, ids, sampling, generator, args)
+        _stream_with_attention(model, ids, sampling, generator, args, layer)
         return 0
-    tokens = model.stream(ids, args.tokens, sampling=sampling, generator=generator)
-    write_stream(tokens, model.tokenizer.decode_bytes, args.stop)
+    produced = _Count(model.stream(ids, args.tokens, sampling=sampling, generator=generator))
+    _say_if_cut(write_stream(produced, model.tokenizer.decode_bytes, args.stop), produced.count, args.tokens)
     return 0
+
+
+class _Count:
+    """The tokens of an iterator, counted as they pass."""
+
+    def __init__(self, tokens: Iterator[int]) -> None:
+        self.tokens, self.count = tokens, 0
+
+    def __iter__(self) -> Iterator[int]:
+        for token in self.tokens:
+            self.count += 1
+            yield token
+
+
+def _say_if_cut(stopped: bool, produced: int, limit: int) -> None:
+    """Mark a text that ``--tokens`` cut (every token used, no stop string or end-of-text reached)."""
+    if not stopped and produced >= limit:
+        sys.stdout.flush()
+        print(f"[… stopped at --tokens {limit}]", file=sys.stderr)
 
 
 def _model_name(args: argparse.Namespace) -> str:
@@ -166,23 +202,17 @@ def _model_name(args: argparse.Namespace) -> str:
     return str(name)
 
 
-def _check_layer(layer: int | None, model: Model) -> None:
-    count = model.config.layers
-    if layer is not None and not -count <= layer < count:
-        raise UserError(f"--attention-layer {layer} is out of range; this model has layers 0…{count - 1}")
-
-
 def _stream_with_attention(
     model: Model,
     ids: list[int],
     sampling: SamplingConfig,
     generator: torch.Generator | None,
     args: argparse.Namespace,
+    layer: int,
 ) -> None:
     """Stream the text as :func:`write_stream` does, then print each generated token's attention line."""
     from qkv.inspection import generate_attending
 
-    layer = -1 if args.attention_layer is None else args.attention_layer
     steps: list[AttendedToken] = []
 
     def tokens() -> Iterator[int]:
@@ -192,41 +222,62 @@ def _stream_with_attention(
             steps.append(step)
             yield step.token
 
-    write_stream(tokens(), model.tokenizer.decode_bytes, args.stop)
+    _say_if_cut(write_stream(tokens(), model.tokenizer.decode_bytes, args.stop), len(steps), args.tokens)
     if steps:
         heads = model.config.heads
-        sys.stdout.write(
-            f"\nattention in layer {steps[0].layer} (of 0…{model.config.layers - 1}), averaged over its {heads} "
-            f"head{'s' * (heads > 1)}: each generated token ⇒ the {args.show_attention} earlier tokens it attends "
-            "to most\n"
+        header = (
+            f"attention in layer {steps[0].layer} (of 0…{model.config.layers - 1}), averaged over its {heads} "
+            f"head{'s' * (heads > 1)}:",
+            f"each generated token ⇒ the {args.show_attention} earlier tokens it attends to most",
         )
+        sys.stdout.write("\n" + "".join(wrap(line) + "\n" for line in header))
         sys.stdout.write(
             "".join(line + "\n" for line in attention_lines(steps, model.tokenizer.pieces, args.show_attention))
         )
 
 
-def attention_lines(steps: list[AttendedToken], pieces: Any, top: int) -> list[str]:
-    """``'ing'  ⇒ 'Rom' 0.31 · 'O' 0.12 · ':' 0.08``: one line per step, the tokens shown as labels."""
+def attention_lines(steps: list[AttendedToken], pieces: Any, top: int, width: int | None = None) -> list[str]:
+    """``'ing'  ⇒ 'Rom' 0.31 · 'O' 0.12 · ':' 0.08``: a line per step, the tokens shown as labels.
+
+    A step whose targets do not fit ``width`` (the terminal's) goes on under its first target, one target never
+    split across lines; a token too long for any line is shortened with ``…``."""
     from qkv.inspection import token_labels
 
+    width = width or columns() - 1
     shown = [token_labels(pieces(list(step.keys))) for step in steps]  # each step's keys, the token itself last
-    width = max(len(repr(labels[-1])) for labels in shown)  # the generated tokens, quoted, in one column
+    column = min(max(len(repr(labels[-1])) for labels in shown), width // 3)  # generated tokens, in one column
     lines = []
     for step, labels in zip(steps, shown, strict=True):
-        targets = " · ".join(f"{labels[key]!r} {weight:.2f}" for key, weight in step.top(top))
-        lines.append(f"{labels[-1]!r:<{width}}  ⇒ {targets}".rstrip())
+        head = _fit(repr(labels[-1]), column).ljust(column) + "  ⇒ "
+        targets = [_fit(f"{labels[key]!r} {weight:.2f}", width - len(head)) for key, weight in step.top(top)]
+        line = head
+        for i, target in enumerate(targets):
+            joined = (" · " if i else "") + target
+            if i and len(line) + len(joined) > width:
+                lines.append(line.rstrip())
+                line, joined = " " * len(head), target
+            line += joined
+        lines.append(line.rstrip())
     return lines
 
 
-def write_stream(tokens: Iterator[int], to_bytes: Any, stops: list[str]) -> None:
-    """Print the text of ``tokens`` as they come, ending just before the first of ``stops`` to appear."""
+def _fit(text: str, width: int) -> str:
+    """``text``, cut to ``width`` characters with a final ``…`` when it is longer."""
+    return text if len(text) <= width else text[: max(1, width - 1)] + "…"
+
+
+def write_stream(tokens: Iterable[int], to_bytes: Any, stops: list[str]) -> bool:
+    """Print the text of ``tokens`` as they come, ending just before the first of ``stops`` to appear; whether one
+    did."""
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     produced, written = "", 0  # the generated text, and how much of it is on stdout
+    stopped = False
     for token in tokens:
         produced += decoder.decode(to_bytes([token]))
         stop_at = min((i for s in stops if (i := produced.find(s)) >= 0), default=-1)
         if stop_at >= 0:
             sys.stdout.write(produced[written:stop_at])
+            stopped = True
             break
         # Hold back an ending that may be the start of a stop string, so that no part of one is printed.
         held = max((k for s in stops for k in range(1, len(s)) if produced.endswith(s[:k])), default=0)
@@ -236,6 +287,7 @@ def write_stream(tokens: Iterator[int], to_bytes: Any, stops: list[str]) -> None
     else:
         sys.stdout.write(produced[written:] + decoder.decode(b"", final=True))
     sys.stdout.write("\n")
+    return stopped
 
 
 def _sampling(args: argparse.Namespace, default_temperature: float) -> Any:

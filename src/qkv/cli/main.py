@@ -2,7 +2,10 @@
 
 Each subcommand lives in its own module exposing ``register(subparsers)``; its handler receives the parsed
 arguments and returns an exit code. User mistakes (:class:`~qkv.errors.InputError`: flags, configs, shapes, files,
-checkpoints) print one line on stderr and exit with status 2; nothing prints a traceback for them.
+checkpoints) print one line on stderr and exit with status 2; nothing prints a traceback for them. A config's
+error names the flag that set the field (``--lr``, not ``TrainConfig.learning_rate``): a subcommand declares
+its flags' fields as ``flag_names`` (:func:`qkv.cli.from_config.speak_in_flags`). ``qkv`` alone lists the
+commands and says where to start.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from qkv._version import __version__
+from qkv.cli.from_config import speak_in_flags
 from qkv.errors import InputError
 
 # Subcommand modules, imported only when the parser is built (they import torch lazily themselves).
@@ -24,6 +28,13 @@ SUBCOMMANDS = (
     "qkv.cli.tour",
     "qkv.cli.export",
     "qkv.cli.serve",
+)
+
+
+START = (  # what `qkv` alone says after the list of commands (80 columns)
+    "New here? Start with `qkv tour`: the article's three parts, with real vectors.\n"
+    "Then `qkv train` (your own small LLM), `qkv generate runs/latest`, `qkv attend`.\n"
+    "Each command explains itself: qkv COMMAND --help"
 )
 
 
@@ -44,12 +55,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.command is None:
         parser.print_help()
+        print(f"\n{START}")
         return 0
     try:
         code: int = args.handler(args)
     except (InputError, FileNotFoundError, PermissionError, IsADirectoryError) as error:
         # Input errors (configs, shapes, files, checkpoints, flags) already name the problem and the fix.
-        print(f"qkv {args.command}: error: {error}", file=sys.stderr)
+        message = speak_in_flags(str(error), getattr(args, "flag_names", {}))
+        print(f"qkv {args.command}: error: {message}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"qkv {args.command}: interrupted", file=sys.stderr)

@@ -8,6 +8,8 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
+from qkv.cli.output import fold_path, wrap
+
 
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
@@ -42,13 +44,13 @@ def run(args: argparse.Namespace) -> int:
     for line in (headers, tuple("-" * w for w in widths), *rows):
         cells = [c.rjust(w) if i in right else c.ljust(w) for i, (c, w) in enumerate(zip(line, widths, strict=True))]
         print("  ".join(cells).rstrip())
-    for info in infos:
+    for info in infos:  # each folded to the terminal's width
         print()
-        print(f"{info.name}: {info.description}")
-        print(f"  from: {info.source}")
-        print(f"  dtypes: {', '.join(info.dtypes)}")
+        print(wrap(f"{info.name}: {info.description}"))
+        print(wrap(f"  from: {info.source}", indent="    "))
+        print(wrap(f"  dtypes: {', '.join(info.dtypes)}", indent="    "))
         if info.installed:
-            print(f"  at: {info.path}")
+            print(fold_path("  at: ", str(info.path)))
         else:
-            print(f"  install: {info.install_command}")
+            print(wrap(f"  install: {info.install_command}", indent="    "))
     return 0

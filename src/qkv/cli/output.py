@@ -1,4 +1,5 @@
-"""Where a command's result goes: a file given with ``-o``/``--html`` (checked first, written atomically) or stdout.
+"""Where a command's result goes: a file given with ``-o``/``--html`` (checked first, written atomically) or stdout;
+and the terminal's width, which every line a command prints fits (:func:`wrap`).
 
 Shared by ``qkv attend`` and ``qkv tour``, so both refuse an unwritable path the same way, before any work,
 with one line, and never leave a half-written file.
@@ -7,12 +8,15 @@ with one line, and never leave a half-written file.
 from __future__ import annotations
 
 import os
+import re
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 
 from qkv.cli.errors import UserError
 
-__all__ = ["check_writable", "emit"]
+__all__ = ["check_writable", "columns", "emit", "fold_path", "wrap"]
 
 
 def check_writable(path: Path) -> None:
@@ -39,3 +43,32 @@ def emit(output: str | None, content: str | bytes) -> None:
     except OSError as error:
         raise UserError(f"cannot write {output}: {error.strerror or error}") from None
     print(f"wrote {output}", file=sys.stderr)
+
+
+def columns() -> int:
+    """The terminal's width (``COLUMNS`` when set; 80 when there is no terminal)."""
+    return shutil.get_terminal_size((80, 24)).columns
+
+
+def wrap(text: str, indent: str = "  ", width: int | None = None) -> str:
+    """``text`` folded to the terminal's width, continuation lines indented; paths and words are never split."""
+    return textwrap.fill(
+        text,
+        width=max(20, width or columns() - 1),
+        subsequent_indent=indent,
+        break_long_words=False,
+        break_on_hyphens=False,
+    )
+
+
+def fold_path(label: str, path: str, indent: str = "    ", width: int | None = None) -> str:
+    """``label`` then ``path``, broken after a ``/`` where the line would pass the terminal's width (a path has no
+    spaces to wrap at)."""
+    width = max(20, width or columns() - 1)
+    lines, line = [], label
+    for part in re.split(r"(?<=/)", path):
+        if line.strip() and len(line) + len(part) > width and line != label:
+            lines.append(line)
+            line = indent
+        line += part
+    return "\n".join([*lines, line])

@@ -1,10 +1,21 @@
-"""``qkv train [FILE|DIR] …`` — train a small language model on any text, or resume one."""
+"""``qkv train [FILE|DIR] …`` — train a small language model on any text, or resume one.
+
+The training flags are :class:`~qkv.training.config.TrainConfig`'s fields and ``--context`` is
+:class:`~qkv.model.config.TransformerConfig`'s: their types, defaults and help come from the configs
+(:mod:`qkv.cli.from_config`), and an invalid value is reported by its flag. ``--preset`` takes the causal
+presets and families of :mod:`qkv.model.config`: an encoder (BERT) predicts no next token, so it is refused.
+
+``--resume RUN`` continues a run exactly: its weights, optimizer, batches and learning-rate schedule. A flag given
+with it replaces the run's value and is reported; ``--steps`` moves the end of the run but not the schedule, so
+the steps the run had planned are the same and any beyond them train at the schedule's floor.
+"""
 
 from __future__ import annotations
 
 import argparse
 import os
 import re
+import shlex
 import sys
 import time
 from datetime import datetime
@@ -12,8 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from qkv.cli.errors import UserError
+from qkv.cli.from_config import Flag, add_config_flags, config_values
+from qkv.cli.output import columns, wrap
 
-DEFAULTS = {"preset": "small", "tokenizer": "char"}
+DEFAULT_PRESET = "small"
+DEFAULT_TOKENIZER = "char"
+
+
+def causal_presets() -> dict[str, Any]:
+    """The presets and families ``qkv train`` trains: those that predict the next token (not BERT)."""
+    from qkv.model.config import FAMILIES, PRESETS
+
+    return {name: c for name, c in {**PRESETS, **FAMILIES}.items() if c.causal and c.lm_head}
 
 
 def parse_duration(text: str) -> float:
@@ -38,40 +59,67 @@ def _positive_int(text: str) -> int:
     return value
 
 
+# TrainConfig's fields that are flags; the rest (AdamW's betas, decay, clipping …) keep their defaults.
+TRAIN_FLAGS = (
+    Flag("steps", metavar="N"),
+    Flag(
+        "time_limit",
+        flag="--time",
+        type=parse_duration,
+        metavar="DURATION",
+        help="stop after this wall time, e.g. 90s, 10m or 1h30m, or at --steps, whichever comes first",
+    ),
+    Flag("batch_size", metavar="N"),
+    Flag("learning_rate", flag="--lr", metavar="LR"),
+    Flag("warmup_steps", flag="--warmup", metavar="N"),
+    Flag("eval_interval", metavar="N"),
+    Flag("seed", metavar="N"),
+    Flag("precision"),
+    Flag("compile"),
+)
+MODEL_FLAGS = (Flag("context", metavar="T", default="the preset's"),)
+
+
 def register(subparsers: Any) -> None:
+    from qkv.model.config import PRESETS, TransformerConfig
+    from qkv.training.config import TrainConfig
+
     parser = subparsers.add_parser(
         "train",
         help="train a language model on a text file or folder (default: Shakespeare's plays)",
-        description="Train a small GPT-style language model. Without FILE, on the embedded Shakespeare corpus.",
+        description="Train a small GPT-style language model on a UTF-8 text file or a folder of .txt files "
+        "(without FILE, on Shakespeare's plays), or continue a run with --resume. Each run is a directory "
+        "(default runs/NAME-TIME) holding its checkpoint, loss curve and the corpus's path.",
+        epilog="--resume RUN continues the run exactly; a training flag given with it replaces the run's value "
+        "(and says so). --steps moves the end, not the learning-rate schedule: steps past the run's own end "
+        "train at the schedule's floor.",
     )
     parser.add_argument("corpus", nargs="?", metavar="FILE|DIR", help="a UTF-8 .txt file or a folder of them")
-    parser.add_argument("--preset", help="model size: tiny, small (default) or medium")
-    parser.add_argument("--context", type=_positive_int, help="context length in tokens (default: the preset's)")
-    parser.add_argument("--tokenizer", choices=("char", "bpe"), help="char (default) or byte-level BPE")
-    parser.add_argument("--vocab", type=_positive_int, help="BPE vocabulary size (default 2048)")
-    parser.add_argument("--steps", type=_positive_int, help="total optimizer steps (default 2000)")
-    parser.add_argument("--time", type=parse_duration, help="stop after this wall time, e.g. 10m")
-    parser.add_argument("--batch-size", type=_positive_int, help="sequences per step (default 12)")
-    parser.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
-    parser.add_argument("--warmup", type=int, help="warmup steps (default 100)")
-    parser.add_argument("--eval-interval", type=_positive_int, help="validate and checkpoint every N steps")
-    parser.add_argument("--seed", type=int, help="random seed (default 1337)")
-    parser.add_argument(
-        "--precision",
-        choices=("auto", "float32", "bfloat16"),  # qkv.training.precision.PRECISIONS, without importing torch here
-        help="forward-pass arithmetic: bfloat16 mixed precision (weights and optimizer stay float32) or float32; "
-        "auto (default) picks bfloat16 where the processor multiplies it natively (AMX, AVX-512 BF16, CUDA)",
+    model = parser.add_argument_group("model")
+    sizes = [name for name in causal_presets() if name in PRESETS]
+    families = [name for name in causal_presets() if name not in PRESETS]
+    model.add_argument(
+        "--preset",
+        metavar="NAME",
+        help=f"the model's shape: {', '.join(sizes)}; or a family at its template size: {', '.join(families)} "
+        f"(default: {DEFAULT_PRESET})",
     )
-    parser.add_argument(
-        "--compile",
-        action="store_true",
-        default=None,
-        help="run the model through torch.compile: ~1.4x faster steps here, after a first step that compiles "
-        "(15-40 s, less with inductor's cache warm); pays off on runs of a few thousand steps",
+    names = add_config_flags(model, TransformerConfig, MODEL_FLAGS)
+    tokens = parser.add_argument_group("tokenizer")
+    tokens.add_argument(
+        "--tokenizer",
+        choices=("char", "bpe"),
+        help=f"char: one token per character; bpe: byte-level BPE (default: {DEFAULT_TOKENIZER})",
     )
-    parser.add_argument("--out", help="run directory (default runs/NAME-TIMESTAMP; runs/latest points to it)")
-    parser.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
-    parser.set_defaults(handler=run)
+    tokens.add_argument("--vocab", type=_positive_int, metavar="N", help="BPE vocabulary size (default: 2048)")
+    training = parser.add_argument_group("training")
+    names |= add_config_flags(training, TrainConfig, TRAIN_FLAGS)
+    run_options = parser.add_argument_group("run")
+    run_options.add_argument(
+        "--out", metavar="DIR", help="run directory (default runs/NAME-TIME; runs/latest points to it)"
+    )
+    run_options.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
+    parser.set_defaults(handler=run, flag_names=names)
 
 
 def _contradictions(args: argparse.Namespace) -> None:
@@ -89,29 +137,65 @@ def _contradictions(args: argparse.Namespace) -> None:
             raise UserError(
                 f"--resume continues a run with its own corpus, model and tokenizer; drop {', '.join(given)}"
             )
-    if args.vocab is not None and (args.tokenizer or DEFAULTS["tokenizer"]) != "bpe":
+    if args.vocab is not None and (args.tokenizer or DEFAULT_TOKENIZER) != "bpe":
         raise UserError("--vocab sets the BPE vocabulary size; add --tokenizer bpe or drop --vocab")
 
 
-def _train_config(args: argparse.Namespace, base: Any) -> Any:
-    from qkv.training import TrainConfig
+def _model_config(args: argparse.Namespace) -> Any:
+    """The preset with ``--context`` applied (its vocabulary is set once the tokenizer is trained)."""
+    from qkv.model.config import FAMILIES, preset
 
-    overrides = {
-        "steps": args.steps,
-        "time_limit": args.time,
-        "batch_size": args.batch_size,
-        "learning_rate": args.lr,
-        "warmup_steps": args.warmup,
-        "eval_interval": args.eval_interval,
-        "seed": args.seed,
-        "precision": args.precision,
-        "compile": args.compile,
-    }
+    name = args.preset or DEFAULT_PRESET
+    choices = causal_presets()
+    if name not in choices:
+        listed = ", ".join(choices)
+        if name in FAMILIES:
+            raise UserError(
+                f"--preset {name} is an encoder: it reads text both ways and predicts no next token, so it cannot "
+                f"generate; qkv train trains language models: {listed}"
+            )
+        raise UserError(f"unknown --preset {name!r}; choose one of {listed}")
+    return preset(name, **({"context": args.context} if args.context is not None else {}))
+
+
+def _train_config(args: argparse.Namespace, base: Any) -> Any:
+    """The flags given, over ``base`` (a resumed run's config) or over TrainConfig's defaults.
+
+    On a resume the learning-rate schedule stays the run's (``schedule_steps``), whatever ``--steps`` says.
+    """
+    from qkv.training.config import TrainConfig
+
+    given = config_values(args, TRAIN_FLAGS)
     data = (base or TrainConfig()).to_dict()
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    if args.lr is not None:
-        data["min_learning_rate"] = min(data["min_learning_rate"], args.lr / 10)
+    data.update(given)
+    if "learning_rate" in given:
+        data["min_learning_rate"] = min(data["min_learning_rate"], given["learning_rate"] / 10)
+    if base is not None:
+        data["schedule_steps"] = base.decay_end
     return TrainConfig.from_dict(data)
+
+
+def _resume_notes(base: Any, config: Any, step: int, args: argparse.Namespace) -> list[str]:
+    """What resuming at ``step`` keeps and what the flags change, in the flags' words."""
+    notes = []
+    end = config.decay_end
+    if config.steps > base.steps and config.steps > end:
+        floor_from = max(step, end) + 1
+        notes.append(
+            f"training on to step {config.steps}: the learning-rate schedule still ends at step {end}, so steps "
+            f"{floor_from}–{config.steps} train at its floor, {config.min_learning_rate:.1e}"
+        )
+    elif config.steps < base.steps:
+        notes.append(f"stopping at step {config.steps}, before the learning-rate schedule ends at step {end}")
+    given = set(config_values(args, TRAIN_FLAGS)) - {"steps", "time_limit"}  # these only move where it stops
+    changed = [
+        f"{flag.name} {getattr(base, flag.field)} → {getattr(config, flag.field)}"
+        for flag in TRAIN_FLAGS
+        if flag.field in given and getattr(config, flag.field) != getattr(base, flag.field)
+    ]
+    if changed:
+        notes.append(f"changed from the run: {', '.join(changed)}; from here it computes differently")
+    return notes
 
 
 def _default_run_dir(corpus_name: str) -> Path:
@@ -130,8 +214,20 @@ def _point_latest(run_dir: Path) -> None:
     os.replace(temporary, latest)
 
 
+def _duration(seconds: float) -> str:
+    """``45s``, ``12m05s``, ``3h02m``: short enough for the progress line."""
+    seconds = max(0, round(seconds))
+    if seconds < 60:
+        return f"{seconds}s"
+    if seconds < 3600:
+        return f"{seconds // 60}m{seconds % 60:02d}s"
+    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+
+
 class ProgressLine:
-    """One line on stderr, rewritten in place on a terminal, printed every ``every`` steps otherwise."""
+    """One line on stderr, rewritten in place on a terminal, printed every ``every`` steps otherwise.
+
+    The line fits the terminal (a line that wrapped could not be rewritten in place)."""
 
     def __init__(self, total: int, every: int) -> None:
         self.total, self.every = total, max(1, every)
@@ -144,17 +240,20 @@ class ProgressLine:
                 return
             remaining = (self.total - event.step) * (event.elapsed_seconds / max(event.step, 1))
             line = (
-                f"step {event.step:>6}/{self.total}  loss {event.loss:6.3f}  lr {event.learning_rate:.2e}  "
-                f"{event.tokens_per_second / 1000:6.1f}k tok/s  eta {remaining:5.0f}s"
-            )
+                f"step {event.step:>5}/{self.total}  loss {event.loss:6.3f}  lr {event.learning_rate:.1e}  "
+                f"{event.tokens_per_second / 1000:5.1f}k tok/s  eta {_duration(remaining)}"
+            )[: columns() - 1]
             print(("\r" + line) if self.tty else line, end="" if self.tty else "\n", file=sys.stderr, flush=True)
         elif event.kind == "validation":
             end = "\n" if self.tty else ""
-            print(f"{end}step {event.step:>6}  validation loss {event.loss:.4f}", file=sys.stderr, flush=True)
+            print(f"{end}step {event.step:>5}  validation loss {event.loss:.4f}", file=sys.stderr, flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
     _contradictions(args)
+    if not args.resume:  # every flag checked before any work: a mistake costs nothing
+        _model_config(args)
+        _train_config(args, None)
     from qkv.training.distributed import setup_distributed
 
     distributed = setup_distributed()
@@ -173,9 +272,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, distributed: Any) -> int:
+    import dataclasses
+
     import torch
 
-    from qkv.model import Transformer, preset
+    from qkv.model import Transformer
     from qkv.text import default_corpus, encode_corpus, read_corpus, split_train_validation, train_tokenizer
     from qkv.text.tokenizers import tokenizer_from_json
     from qkv.training import CompileFailed, TrainingDiverged, load_checkpoint, load_weights, train
@@ -183,7 +284,7 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
 
     def say(text: str) -> None:
         if distributed.is_main:
-            print(text, file=sys.stderr)
+            print(wrap(text), file=sys.stderr)
 
     resume = None
     if args.resume:
@@ -195,19 +296,19 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         tokenizer = tokenizer_from_json(resume.tokenizer_json)
         source = _read_source(run_dir)
         corpus = read_corpus(source) if source else default_corpus()
-        config = _train_config(args, resume.train_config)
-        if config.steps <= resume.progress.step and config.time_limit is None:
-            raise UserError(
-                f"{args.resume} is already at step {resume.progress.step}; pass --steps above it to train more"
-            )
+        base = resume.train_config  # None in a checkpoint saved without one (qkv.training.save_checkpoint)
+        config = _train_config(args, base)
+        step = resume.progress.step
+        if config.steps <= step and config.time_limit is None:
+            raise UserError(f"{args.resume} is already at step {step}; pass --steps above it to train more")
+        say(f"resuming {run_dir} at step {step}" + (f" of {base.steps}" if base is not None else ""))
+        for note in _resume_notes(base, config, step, args) if base is not None else []:
+            say(note)
     else:
         corpus = read_corpus(args.corpus) if args.corpus else default_corpus()
-        kind: Any = args.tokenizer or DEFAULTS["tokenizer"]
+        kind: Any = args.tokenizer or DEFAULT_TOKENIZER
         tokenizer = train_tokenizer(kind, corpus.text, args.vocab)
-        overrides: dict[str, Any] = {"vocab_size": tokenizer.vocab_size}
-        if args.context:
-            overrides["context"] = args.context
-        model_config = preset(args.preset or DEFAULTS["preset"], **overrides)
+        model_config = dataclasses.replace(_model_config(args), vocab_size=tokenizer.vocab_size)
         config = _train_config(args, None)
         run_dir = Path(args.out) if args.out else _default_run_dir(corpus.name)
         if distributed.enabled and not args.out:
@@ -223,7 +324,15 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         load_weights(model, resume)
     parameters = sum(p.numel() for p in model.parameters())
     if resume is None:  # said once every check passed, so that a mistake is reported on one line
-        say(f"corpus: {corpus.name} ({len(corpus.text):,} characters)")
+        name = corpus.name if len(corpus.name) <= 48 else corpus.name[:47] + "…"  # a name does not wrap
+        say(f"corpus: {name} ({len(corpus.text):,} characters)")
+        if corpus.skipped:
+            say(_skipped(corpus.skipped, Path(args.corpus)))
+        if args.vocab is not None and tokenizer.vocab_size < args.vocab:
+            say(
+                f"vocab: {tokenizer.vocab_size:,} tokens, fewer than --vocab {args.vocab:,}: BPE ran out of pairs "
+                "to merge in this corpus (more text fills more)"
+            )
     say(
         f"model: {model_config.layers} layers, {model_config.heads} heads, width {model_config.width}, "
         f"context {model_config.context}, vocab {model_config.vocab_size} ({parameters / 1e6:.2f}M parameters)"
@@ -271,16 +380,44 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     if run_dir.parent.name == "runs":  # the default runs/NAME-TIME, or a --out kept under a runs/ folder
         _point_latest(run_dir)
     p = result.progress
+    train_loss = p.train_losses[-1][1] if p.train_losses else float("nan")
     validation = p.validation_losses[-1][1] if p.validation_losses else float("nan")
     reason = {"steps": "reached the step count", "time": "reached the time limit", "interrupt": "interrupted"}
-    print(
-        f"\ndone ({reason[result.stopped_by]}): step {p.step}, {p.elapsed_seconds:.1f} s, "
-        f"{p.tokens_seen:,} tokens, train loss {p.train_losses[-1][1] if p.train_losses else float('nan'):.4f}, "
-        f"validation loss {validation:.4f}\ncheckpoint: {result.checkpoint}\nloss curve: {curve}\n"
-        f'try: qkv generate {run_dir} --prompt "ROMEO:"',
-        file=sys.stderr,
-    )
+    prompt = prompt_from(tokenizer.decode(validation_ids[:PROMPT_SOURCE_TOKENS].tolist()))
+    print(file=sys.stderr)
+    say(f"done ({reason[result.stopped_by]}): step {p.step} in {p.elapsed_seconds:.1f} s, {p.tokens_seen:,} tokens")
+    say(f"loss: train {train_loss:.4f}, validation {validation:.4f}")
+    hint = f"try: qkv generate {shlex.quote(str(run_dir))}" + (f" --prompt {shlex.quote(prompt)}" if prompt else "")
+    for line in (f"checkpoint: {result.checkpoint}", f"loss curve: {curve}", hint):
+        print(line, file=sys.stderr)  # not folded: a path or a command is copied whole
     return 130 if result.stopped_by == "interrupt" else 0
+
+
+PROMPT_SOURCE_TOKENS = 2000  # the start of the validation text, where the closing hint's prompt comes from
+
+
+def prompt_from(text: str, longest: int = 16) -> str:
+    """A prompt from the user's own text: the start of its first whole line, a few words of at most ``longest``
+    characters (the first line of ``text`` may be cut, so it is skipped when there is another)."""
+    lines = text.split("\n")
+    for line in lines[1:] or lines:
+        words = line.split()
+        if not words:
+            continue
+        prompt = words[0][:longest]
+        for word in words[1:]:
+            if len(prompt) + 1 + len(word) > longest:
+                break
+            prompt += " " + word
+        return prompt
+    return ""
+
+
+def _skipped(files: tuple[Path, ...], folder: Path) -> str:
+    """One line naming the files of a folder corpus that were not read."""
+    shown = ", ".join(str(f.relative_to(folder)) for f in files[:3]) + (", …" if len(files) > 3 else "")
+    count = f"{len(files)} file{'s' * (len(files) != 1)}"
+    return f"skipped {count} of the folder (qkv reads its non-empty .txt files that are not hidden): {shown}"
 
 
 def _read_source(run_dir: Path) -> str | None:

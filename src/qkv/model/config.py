@@ -11,8 +11,7 @@ import dataclasses
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
-from qkv.attention.layer import AttentionConfig
-from qkv.attention.positions import POSITION_SCHEMES, PositionScheme
+from qkv.attention.config import POSITION_SCHEMES, AttentionConfig, PositionScheme
 from qkv.errors import ConfigData, ConfigError, check_choice, check_positive, check_types
 
 __all__ = ["FAMILIES", "PRESETS", "Activation", "NormKind", "Placement", "TransformerConfig", "preset"]
@@ -32,6 +31,7 @@ class TransformerConfig(ConfigData):
 
     vocab_size: int = 256
     context: int = 256
+    """the longest sequence the model reads, in tokens; its positions are encoded up to it"""
     width: int = 128
     layers: int = 4
     heads: int = 4

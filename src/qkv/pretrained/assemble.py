@@ -24,7 +24,7 @@ from torch import nn
 from qkv.data.registry import PretrainedError
 from qkv.model.config import TransformerConfig
 from qkv.model.transformer import Transformer
-from qkv.pretrained.lowbit import BF16Embedding, BF16Linear, Int4Blocks, Int4Linear, Precision
+from qkv.pretrained.lowbit import BF16Embedding, BF16Linear, Int4Blocks, Int4Linear, WeightFormat
 from qkv.shapes import Tensor
 from qkv.text.tokenizers import Tokenizer
 
@@ -90,7 +90,7 @@ def _uninitialised() -> Iterator[None]:
             setattr(nn.init, name, initialiser)
 
 
-def build(parts: Parts, precision: Precision = "float32") -> Transformer:
+def build(parts: Parts, precision: WeightFormat = "float32") -> Transformer:
     """The model of ``parts.config`` holding ``parts.tensors`` (the tensors themselves: no copies where their
     dtype is already the one ``precision`` asks for; see :mod:`qkv.pretrained.lowbit`)."""
     config = parts.config
@@ -127,7 +127,7 @@ def build(parts: Parts, precision: Precision = "float32") -> Transformer:
 
 
 def _lower(
-    model: Transformer, tensors: dict[str, Tensor], blocks: dict[str, Int4Blocks], precision: Precision
+    model: Transformer, tensors: dict[str, Tensor], blocks: dict[str, Int4Blocks], precision: WeightFormat
 ) -> set[str]:
     """Put bfloat16 linear layers (4-bit ones where ``blocks`` has the weight and ``precision`` is ``int4``) and a
     bfloat16 token embedding in place; return the names of the tensors they took."""

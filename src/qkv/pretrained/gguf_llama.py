@@ -31,7 +31,7 @@ from qkv.data.registry import PretrainedError
 from qkv.model.config import FAMILIES, TransformerConfig
 from qkv.pretrained.assemble import Parts
 from qkv.pretrained.gguf_file import BLOCK_TYPES, GGUFFile, dequantise
-from qkv.pretrained.lowbit import Int4Blocks, Precision, int4_blocks
+from qkv.pretrained.lowbit import Int4Blocks, WeightFormat, int4_blocks
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import Tensor
 
@@ -50,7 +50,7 @@ def supported_tensor_types() -> tuple[str, ...]:
     return own + tuple(t.name for t in _type_traits if t.name not in own)
 
 
-def read_gguf(path: Path, precision: Precision = "float32") -> Parts:
+def read_gguf(path: Path, precision: WeightFormat = "float32") -> Parts:
     """Read a Llama-family GGUF: config, tensors under qkv's names (dequantised to float32, or bfloat16 and
     4-bit blocks: see ``precision``), tokenizer, chat template."""
     reader = GGUFFile(path)
@@ -265,7 +265,7 @@ def unpermute_rope_rows(weight: Tensor, heads: int) -> Tensor:
 
 
 def _tensors(
-    reader: GGUFFile, config: TransformerConfig, precision: Precision
+    reader: GGUFFile, config: TransformerConfig, precision: WeightFormat
 ) -> tuple[dict[str, Tensor], dict[str, Int4Blocks]]:
     """Every tensor under qkv's name, and (``int4``) the 4-bit blocks of the Q4 matrices, one tensor at a time."""
     tensors: dict[str, Tensor] = {}

@@ -1,6 +1,6 @@
 """Lower-precision weights for pretrained models: ``bfloat16``, and ``int4`` from a GGUF file's own 4-bit blocks.
 
-Three precisions, chosen with ``qkv.load(name, dtype=…)`` or ``qkv generate --dtype``:
+Three weight formats (:data:`WeightFormat`), chosen with ``qkv.load(name, dtype=…)`` or ``qkv generate --dtype``:
 
 * ``float32`` — every weight in float32 (the default, and what the parity tests against ``transformers`` use).
 * ``bfloat16`` — every linear layer and the token embedding store their weight in bfloat16 and multiply in
@@ -32,17 +32,19 @@ from qkv.shapes import Tensor
 __all__ = [
     "GROUP",
     "MAX_INT4_ROWS",
-    "PRECISIONS",
+    "WEIGHT_FORMATS",
     "BF16Embedding",
     "BF16Linear",
     "Int4Blocks",
     "Int4Linear",
-    "Precision",
+    "WeightFormat",
     "int4_blocks",
 ]
 
-Precision = Literal["float32", "bfloat16", "int4"]
-PRECISIONS: tuple[Precision, ...] = ("float32", "bfloat16", "int4")
+# How a pretrained model's weights are stored (and multiplied); training's compute precision is another thing:
+# :data:`qkv.training.config.ComputePrecision`.
+WeightFormat = Literal["float32", "bfloat16", "int4"]
+WEIGHT_FORMATS: tuple[WeightFormat, ...] = ("float32", "bfloat16", "int4")
 
 GROUP = 32  # weights per 4-bit block (llama.cpp's QK4_0 / QK4_1)
 MAX_INT4_ROWS = 8  # up to this many rows the 4-bit kernel is faster than bfloat16; measured in docs/pretrained.md

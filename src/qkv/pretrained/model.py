@@ -40,7 +40,7 @@ from qkv.pretrained.assemble import Parts, build
 from qkv.pretrained.chat import Message, render_chat
 from qkv.pretrained.gguf_llama import read_gguf
 from qkv.pretrained.hf_dir import read_hf_dir
-from qkv.pretrained.lowbit import PRECISIONS, Precision
+from qkv.pretrained.lowbit import WEIGHT_FORMATS, WeightFormat
 from qkv.pretrained.run_dir import read_run
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import ShapeError, Tensor
@@ -80,15 +80,15 @@ def load(name_or_path: str | os.PathLike[str], *, dtype: str = "float32") -> Mod
     return Model.from_parts(read_parts(path, precision), name=str(path), precision=precision)
 
 
-def check_precision(dtype: str) -> Precision:
+def check_precision(dtype: str) -> WeightFormat:
     """``dtype`` if it is one qkv loads pretrained weights in, else an :class:`InputError` naming the choices."""
-    for precision in PRECISIONS:
+    for precision in WEIGHT_FORMATS:
         if dtype == precision:
             return precision
-    raise InputError(f"dtype {dtype!r} is not one qkv loads pretrained weights in; choose {', '.join(PRECISIONS)}")
+    raise InputError(f"dtype {dtype!r} is not one qkv loads pretrained weights in; choose {', '.join(WEIGHT_FORMATS)}")
 
 
-def read_parts(path: Path, precision: Precision = "float32") -> Parts:
+def read_parts(path: Path, precision: WeightFormat = "float32") -> Parts:
     """Read a run directory, a model directory or a GGUF file, without building the model (the format is
     sniffed, not guessed from the name)."""
     if path.is_dir():
@@ -145,7 +145,7 @@ class Model:
         stop_ids: Sequence[int] = (),
         pad_id: int = 0,
         max_embed_tokens: int | None = None,
-        precision: Precision = "float32",
+        precision: WeightFormat = "float32",
     ) -> None:
         self.model = model
         self.precision = precision
@@ -160,7 +160,7 @@ class Model:
         self.max_embed_tokens = max_embed_tokens
 
     @classmethod
-    def from_parts(cls, parts: Parts, *, name: str, precision: Precision = "float32") -> Model:
+    def from_parts(cls, parts: Parts, *, name: str, precision: WeightFormat = "float32") -> Model:
         """The model a loader read (:class:`Parts`), built in ``precision``."""
         return cls(
             build(parts, precision),

@@ -70,13 +70,15 @@ class Corpus:
 
     ``text`` is the whole corpus as one string (newlines normalised to ``\\n``); ``name`` is a short label
     (``"shakespeare"``, a file's stem, a folder's name); ``source`` says in words where the text came from;
-    ``files`` lists the files it was read from, in the order they were joined.
+    ``files`` lists the files it was read from, in the order they were joined; ``skipped`` the files of a
+    folder that were not read (not ``.txt``, hidden, or empty), so that a command can say so.
     """
 
     text: str = field(repr=False)
     name: str
     source: str
     files: tuple[Path, ...]
+    skipped: tuple[Path, ...] = ()
 
     def __len__(self) -> int:
         """Number of characters in the text."""
@@ -290,7 +292,9 @@ def read_corpus(path: str | os.PathLike[str]) -> Corpus:
             raise CorpusError(f"every .txt file in folder {given} is empty ({names}); put some text in them")
         name = given.resolve().name or str(given)
         source = f"{len(used)} .txt file{'s' if len(used) != 1 else ''} under {given}"
-        return Corpus(text="\n\n".join(texts) + "\n", name=name, source=source, files=tuple(used))
+        read = set(used)
+        skipped = tuple(sorted(p for p in given.rglob("*") if p.is_file() and p not in read))
+        return Corpus(text="\n\n".join(texts) + "\n", name=name, source=source, files=tuple(used), skipped=skipped)
     text = _decode_utf8(given, _read_bytes(given))
     if not text.strip():
         raise CorpusError(f"{given} is empty; put some text in it")

@@ -1,25 +1,32 @@
-"""Training your own LLM: config, schedule, batches, the loop, and safe checkpoints."""
+"""Training your own LLM: config, schedule, batches, the loop, and safe checkpoints.
 
-from qkv.training.checkpoint import (
-    Checkpoint,
-    CheckpointError,
-    Progress,
-    find_checkpoint,
-    load_checkpoint,
-    load_weights,
-    save_checkpoint,
-)
-from qkv.training.config import TrainConfig
-from qkv.training.loop import (
-    CompileFailed,
-    TrainEvent,
-    TrainingDiverged,
-    TrainResult,
-    configure_optimizer,
-    estimate_loss,
-    train,
-    train_step,
-)
+The names load on first use, so that :mod:`qkv.training.config` (plain data, no PyTorch) imports alone: the
+command line builds ``qkv train --help`` from it without loading PyTorch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_LAZY = {
+    "Checkpoint": "qkv.training.checkpoint",
+    "CheckpointError": "qkv.training.checkpoint",
+    "Progress": "qkv.training.checkpoint",
+    "find_checkpoint": "qkv.training.checkpoint",
+    "load_checkpoint": "qkv.training.checkpoint",
+    "load_weights": "qkv.training.checkpoint",
+    "save_checkpoint": "qkv.training.checkpoint",
+    "TrainConfig": "qkv.training.config",
+    "CompileFailed": "qkv.training.loop",
+    "TrainEvent": "qkv.training.loop",
+    "TrainingDiverged": "qkv.training.loop",
+    "TrainResult": "qkv.training.loop",
+    "configure_optimizer": "qkv.training.loop",
+    "estimate_loss": "qkv.training.loop",
+    "train": "qkv.training.loop",
+    "train_step": "qkv.training.loop",
+}
 
 __all__ = [
     "Checkpoint",
@@ -39,3 +46,38 @@ __all__ = [
     "train",
     "train_step",
 ]
+
+if TYPE_CHECKING:
+    from qkv.training.checkpoint import (
+        Checkpoint,
+        CheckpointError,
+        Progress,
+        find_checkpoint,
+        load_checkpoint,
+        load_weights,
+        save_checkpoint,
+    )
+    from qkv.training.config import TrainConfig
+    from qkv.training.loop import (
+        CompileFailed,
+        TrainEvent,
+        TrainingDiverged,
+        TrainResult,
+        configure_optimizer,
+        estimate_loss,
+        train,
+        train_step,
+    )
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))

@@ -1,13 +1,22 @@
-"""TrainConfig: how to train (the model's shape lives in :class:`~qkv.model.TransformerConfig`)."""
+"""TrainConfig: how to train (the model's shape lives in :class:`~qkv.model.TransformerConfig`).
+
+Plain data: this module imports no PyTorch, so that ``qkv train --help`` is built from these fields (their
+types, defaults and the docstring under each) without loading it. The docstring under a field is its help.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
 from qkv.errors import ConfigData, ConfigError, check_choice, check_positive, check_types
-from qkv.training.precision import PRECISIONS, Precision
 
-__all__ = ["TrainConfig"]
+__all__ = ["COMPUTE_PRECISIONS", "ComputePrecision", "TrainConfig"]
+
+ComputePrecision = Literal["auto", "float32", "bfloat16"]
+"""How the forward pass multiplies while training (:mod:`qkv.training.precision`); how a pretrained model's
+weights are stored is another thing: :data:`qkv.pretrained.lowbit.WeightFormat`."""
+COMPUTE_PRECISIONS: tuple[str, ...] = get_args(ComputePrecision)
 
 
 @dataclass(frozen=True)
@@ -24,27 +33,49 @@ class TrainConfig(ConfigData):
     """
 
     steps: int = 2000
+    """total optimizer steps, counting those before a resume"""
     time_limit: float | None = None
+    """stop after this many seconds of wall time (None: only steps stop the run)"""
     batch_size: int = 12
+    """sequences per optimizer step; under torchrun, the global batch"""
     learning_rate: float = 1e-3
+    """peak learning rate, reached after warmup"""
     min_learning_rate: float = 1e-4
+    """the floor the cosine decay ends at"""
     warmup_steps: int = 100
+    """steps of linear warmup from 0 to the peak learning rate"""
     weight_decay: float = 0.1
+    """AdamW's decoupled weight decay, on matrices only"""
     beta1: float = 0.9
+    """AdamW's first-moment decay"""
     beta2: float = 0.99
+    """AdamW's second-moment decay"""
     grad_clip: float = 1.0
+    """largest gradient norm; larger gradients are scaled down to it"""
     eval_interval: int = 250
+    """estimate the validation loss and write a checkpoint every N steps"""
     eval_batches: int = 20
+    """batches each validation estimate averages"""
     seed: int = 1337
-    precision: Precision = "auto"
+    """random seed: the same seed trains the same model"""
+    precision: ComputePrecision = "auto"
+    """forward-pass arithmetic: bfloat16 mixed precision (weights and optimizer stay float32) or float32; auto
+    picks bfloat16 where the processor multiplies it natively (AMX, AVX-512 BF16, CUDA)"""
     compile: bool = False
+    """run the model through torch.compile: faster steps after a first step that compiles (inductor's on-disk
+    cache makes later runs compile faster); pays off on runs of a few thousand steps"""
+    schedule_steps: int | None = None
+    """the step at which the cosine decay reaches the floor (None: at steps); a resume that changes steps keeps
+    the run's, so the steps already planned follow the same schedule and any beyond it train at the floor"""
 
     def __post_init__(self) -> None:
         name = type(self).__name__
         check_types(self)
-        check_choice(name, "precision", self.precision, PRECISIONS)
+        check_choice(name, "precision", self.precision, COMPUTE_PRECISIONS)
         for field in ("steps", "batch_size", "eval_interval", "eval_batches"):
             check_positive(name, field, getattr(self, field))
+        if self.schedule_steps is not None:
+            check_positive(name, "schedule_steps", self.schedule_steps)
         if self.warmup_steps < 0:
             raise ConfigError(f"{name}.warmup_steps must be 0 or more, got {self.warmup_steps}")
         if self.time_limit is not None and not self.time_limit > 0:
@@ -63,3 +94,8 @@ class TrainConfig(ConfigData):
                 raise ConfigError(f"{name}.{field} must be in [0, 1), got {getattr(self, field)}")
         if not self.grad_clip > 0:
             raise ConfigError(f"{name}.grad_clip must be positive, got {self.grad_clip}")
+
+    @property
+    def decay_end(self) -> int:
+        """The step at which the learning rate reaches ``min_learning_rate``: ``schedule_steps``, else ``steps``."""
+        return self.schedule_steps if self.schedule_steps is not None else self.steps

@@ -14,15 +14,23 @@ resumed run computes the same way.
 from __future__ import annotations
 
 import contextlib
-from typing import Literal, get_args
+from typing import Literal
 
 import torch
 
-__all__ = ["PRECISIONS", "Precision", "ResolvedPrecision", "mixed_precision", "native_bfloat16", "resolve_precision"]
+from qkv.training.config import COMPUTE_PRECISIONS, ComputePrecision
 
-Precision = Literal["auto", "float32", "bfloat16"]
+__all__ = [
+    "COMPUTE_PRECISIONS",
+    "ComputePrecision",
+    "ResolvedPrecision",
+    "mixed_precision",
+    "native_bfloat16",
+    "resolve_precision",
+]
+
+# ComputePrecision (how the forward pass multiplies) is defined beside TrainConfig, which imports no PyTorch.
 ResolvedPrecision = Literal["float32", "bfloat16"]
-PRECISIONS: tuple[str, ...] = get_args(Precision)
 
 
 def native_bfloat16(device: torch.device) -> bool:
@@ -42,7 +50,7 @@ def resolve_precision(precision: str, device: torch.device) -> ResolvedPrecision
         return "float32"
     if precision == "bfloat16":
         return "bfloat16"
-    raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    raise ValueError(f"precision must be one of {', '.join(COMPUTE_PRECISIONS)}, got {precision!r}")
 
 
 def mixed_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager[object]:
