@@ -5,12 +5,12 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.qkv-installed
 
-.PHONY: setup demo test lint typecheck unit bench clean
+.PHONY: setup demo test check lint typecheck unit bench clean
 
 # The explorer's browser tests drive Debian's Chromium (never `playwright install`): installed here when missing.
 setup: $(STAMP)
 	@if [ ! -x /usr/bin/chromium ]; then \
-		if [ "$$(id -u)" = 0 ]; then apt-get update && apt-get install -y chromium; \
+		if [ "$$(id -u)" = 0 ]; then apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
 		else echo "the browser tests need Chromium: sudo apt-get install -y chromium (they skip without it, fail under CI)"; fi; \
 	fi
 
@@ -47,6 +47,11 @@ unit: setup
 	$(PY) -m pytest -q
 
 test: lint typecheck unit
+
+# The edit loop: lint, types and the quick tests (everything not marked slow: no subprocesses, browser,
+# SmolLM2 or transformers parity). `make test` and CI still run everything.
+check: lint typecheck
+	$(PY) -m pytest -q -m "not slow"
 
 # The benchmarks (BENCHMARKS.md): all five, or some: make bench BENCH="attention generate" BENCH_FLAGS=--quick
 BENCH       ?= attention train generate pretrained inspect

@@ -13,6 +13,8 @@ from qkv.data import registry
 from .conftest import run_cli
 from .test_cli_errors import one_line_error
 
+pytestmark = pytest.mark.slow  # runs qkv in subprocesses and loads SmolLM2
+
 
 @pytest.fixture(scope="module")
 def smollm2() -> None:

@@ -116,6 +116,7 @@ def smollm2() -> Any:
     return load("smollm2")
 
 
+@pytest.mark.slow
 def test_smollm2_rows_match_a_full_forward_pass_and_the_tokens_match_its_fast_twin(smollm2: Any) -> None:
     ids = smollm2.encode(smollm2.chat_prompt("What is the capital of France?"))
     steps = list(generate_attending(smollm2.model, ids, 4, stop_ids=smollm2.stop_ids))

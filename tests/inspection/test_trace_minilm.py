@@ -28,6 +28,7 @@ def minilm() -> Any:
     return qkv.load("minilm")
 
 
+@pytest.mark.slow
 def test_trace_weights_equal_bert_eager_output_attentions(minilm: Any) -> None:
     transformers = pytest.importorskip("transformers", reason="the reference needs transformers")
     reference = transformers.BertModel.from_pretrained(minilm.source, attn_implementation="eager").eval()

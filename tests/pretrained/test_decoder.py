@@ -17,6 +17,8 @@ from qkv.pretrained import Model, load
 from .conftest import transformers_or_skip
 from .tiny import gguf_tensors, tiny_llama, write_gguf
 
+pytestmark = pytest.mark.slow  # parity with transformers
+
 pytest.importorskip("gguf")
 
 

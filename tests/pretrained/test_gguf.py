@@ -25,6 +25,8 @@ from .tiny import (
     write_gguf,
 )
 
+pytestmark = pytest.mark.slow  # parity with transformers
+
 pytest.importorskip("gguf")
 
 

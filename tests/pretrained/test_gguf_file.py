@@ -51,6 +51,7 @@ def test_every_kind_of_tensor_reads_and_dequantises_as_gguf_does(tmp_path: Path)
     assert_reads_as_gguf_reads(path)
 
 
+@pytest.mark.slow
 def test_smollm2s_file_reads_as_gguf_reads_it() -> None:
     assert_reads_as_gguf_reads(packaged_or_skip("smollm2"), tensors=12)
 

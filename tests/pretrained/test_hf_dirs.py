@@ -16,6 +16,8 @@ from qkv.pretrained import load
 from .conftest import transformers_or_skip
 from .tiny import VOCAB, tiny_llama
 
+pytestmark = pytest.mark.slow  # parity with transformers
+
 TOLERANCE = 1e-5
 
 

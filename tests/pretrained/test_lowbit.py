@@ -18,6 +18,8 @@ from qkv.pretrained.lowbit import MAX_INT4_ROWS, BF16Embedding, BF16Linear, Int4
 from .conftest import transformers_or_skip
 from .tiny import gguf_tensors, tiny_llama, write_gguf
 
+pytestmark = pytest.mark.slow  # parity with transformers
+
 gguf = pytest.importorskip("gguf")
 from gguf.quants import dequantize, quantize  # noqa: E402
 

@@ -12,6 +12,8 @@ from qkv.pretrained import Model, load
 
 from .conftest import packaged_or_skip, transformers_or_skip
 
+pytestmark = pytest.mark.slow  # loads SmolLM2 and transformers' reference
+
 PROMPTS = [
     "Evan's dog Riley is so hyperactive, she never stops moving",
     "The capital of France is",

@@ -46,6 +46,7 @@ def counting_steps(app: Starlette, name: str) -> Iterator[list[int]]:
         handle.remove()
 
 
+@pytest.mark.slow
 def test_greedy_smollm2_streams_the_tokens_the_library_generates(client: TestClient) -> None:
     prompt = "The capital of France is"
     events = lines(client, model="smollm2", prompt=prompt, tokens=12)

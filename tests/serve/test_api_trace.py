@@ -169,6 +169,7 @@ def test_the_qk_view_matches_numpy_for_a_causal_run(client: TestClient, runs: Pa
     assert np.all(np.triu(head, k=1) == 0)  # the future is masked
 
 
+@pytest.mark.slow
 def test_smollm2_int4_heads_queries_and_keys_are_the_library_s(client: TestClient) -> None:
     """RoPE, grouped-query heads and 4-bit weights: every head equals ``qkv.trace`` of the same model."""
     text = "The capital of France is Paris. It is known for the Eiffel Tower."

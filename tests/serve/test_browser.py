@@ -29,6 +29,8 @@ from typing import Any
 
 import pytest
 
+pytestmark = pytest.mark.slow  # drives a real Chromium
+
 ROOT = Path(__file__).resolve().parents[2]
 CHROMIUM = os.environ.get("QKV_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [

@@ -113,6 +113,7 @@ def test_the_loss_is_float32_whatever_the_forward_pass(tiny: Tiny) -> None:
     assert loss.dtype == torch.float32
 
 
+@pytest.mark.slow
 def test_a_compiled_run_trains_like_an_eager_one(tiny: Tiny, tmp_path: Path) -> None:
     config = TrainConfig(**{**QUICK.to_dict(), "steps": 3, "precision": "float32"})
     eager = tiny.train(tiny.model(), tmp_path / "eager", config)
