@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 import pytest
+import torch
 
 from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
@@ -54,10 +55,17 @@ def test_a_heatmap_wider_than_the_terminal_says_what_it_left_out() -> None:
     assert "mean of 3 heads" in text.splitlines()[0]
 
 
-def test_without_special_tokens_the_first_token_is_the_sink() -> None:
-    text = render_terminal(make_trace(("a", "b", "c"), layers=1), width=200)
+def test_a_causal_trace_without_special_tokens_has_its_first_token_as_the_sink() -> None:
+    future = torch.ones(3, 3, dtype=torch.bool).triu(diagonal=1)
+    weights = torch.softmax(torch.randn(1, 2, 3, 3).masked_fill(future, float("-inf")), dim=-1)  # (L, H, T, S)
+    text = render_terminal(AttentionTrace(weights, ("a", "b", "c"), (0,), "abc"), width=200)
     assert "strongest arrows (without self-attention and the sinks a, the first token):" in text
     assert re.search(r"sink share 0\.\d\d \(to a, the first token\)$", text)
+
+
+def test_a_bidirectional_trace_without_special_tokens_has_no_sink() -> None:
+    text = render_terminal(make_trace(("a", "b", "c"), layers=1), width=200)
+    assert "strongest arrows (without self-attention):" in text and text.endswith(" · no sink tokens")
 
 
 def test_a_layer_or_head_the_trace_lacks_names_what_it_holds(toy: AttentionTrace) -> None:

@@ -110,19 +110,12 @@ def _cell(level: float, width: int, color: bool) -> str:
     return SHADES[1 + min(int(level * 4), 3)] * width
 
 
-def _sink_names(trace: AttentionTrace) -> str:
-    labels = trace.labels
-    names = " ".join(dict.fromkeys(label for label, flag in zip(labels, trace.special, strict=True) if flag))
-    if not trace.special[0]:
-        names = f"{labels[0]}, the first token" + (f", and {names}" if names else "")
-    return names
-
-
 def _arrows(trace: AttentionTrace, weights: Tensor, labels: list[str], top: int, columns: int) -> list[str]:
     if top == 0:
         return []
     arrows = strongest_arrows(weights, top=top, sinks=trace.sinks)
-    header = f"strongest arrows (without self-attention and the sinks {_sink_names(trace)}):"
+    sinks = f" and the sinks {trace.sink_names}" if any(trace.sinks) else ""
+    header = f"strongest arrows (without self-attention{sinks}):"
     lines = _wrap(header, columns)
     if not arrows:
         lines.append("  (none)")
@@ -142,6 +135,8 @@ def _numbers(trace: AttentionTrace, weights: Tensor) -> str:
         f"mean distance {float(attended_distance(square)):.1f} tokens",
         f"asymmetry ‖A − Aᵀ‖ {float(asymmetry_of(square)):.2f}"
         f" ({float(relative_asymmetry(square)):.2f} of its maximum)",
-        f"sink share {float(sink_share(square, trace.sinks)):.2f} (to {_sink_names(trace)})",
+        f"sink share {float(sink_share(square, trace.sinks)):.2f} (to {trace.sink_names})"
+        if any(trace.sinks)
+        else "no sink tokens",
     ]
     return " · ".join(parts)
