@@ -17,16 +17,17 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 SNAPSHOT = """\
 model toy · layer 1 · head 0 of 3 · 7 tokens
-row: a token; column: the token it attends to; darker: more
+row: a token; column: the token it attends to; darker: more, up to the head's
+  scale (the 99th percentile of its weights outside the sinks)
           0 1 2 3 4 5 6
-0 [CLS] │▓▓▒▒▒▒░░░░▒▒░░
-1 Evan  │ ·▒▒░░▒▒▒▒▒▒▓▓
-2 's    │░░▒▒░░▓▓░░▒▒▒▒
-3 dog   │▒▒▒▒▒▒▒▒░░░░▒▒
-4 Riley │██░░░░██░░░░░░
-5 runs  │▓▓▒▒ ·░░▓▓░░▒▒
-6 [SEP] │░░░░░░░░▓▓▓▓▒▒
-         ·░▒▓█ 0 … 0.48
+0 [CLS] │▒▒▒▒▒▒░░▒▒▒▒ ·
+1 Evan  │ ·▒▒░░▒▒▒▒▒▒▒▒
+2 's    │ ·▒▒░░▓▓░░▓▓░░
+3 dog   │░░▒▒▒▒▓▓▒▒░░░░
+4 Riley │▒▒░░░░██░░░░ ·
+5 runs  │▒▒▒▒░░░░██░░░░
+6 [SEP] │░░░░░░░░▓▓▓▓░░
+         ·░▒▓█ 0 … 0.37, sink columns 0 … 1
 strongest arrows (without self-attention and the sinks [CLS] [SEP]):
   Riley ⇒ dog    0.37
   runs  ⇒ Riley  0.28
@@ -53,6 +54,14 @@ def test_a_heatmap_wider_than_the_terminal_says_what_it_left_out() -> None:
     text = render_terminal(trace, width=40)
     assert "(columns 32…44 do not fit in 40 columns:" in text  # 40 − "44 w44 │" leaves 32 one-character cells
     assert "mean of 3 heads" in text.splitlines()[0]
+
+
+def test_a_sink_does_not_wash_out_the_heatmap() -> None:
+    weights = torch.tensor([[1.0, 0.0, 0.0], [0.9, 0.1, 0.0], [0.9, 0.06, 0.04]])[None, None]  # (L, H, T, S)
+    text = render_terminal(AttentionTrace(weights, ("a", " b", " c"), (0,), "a b c"), width=80, color=False)
+    rows = [line.split("│")[1] for line in text.splitlines() if "│" in line]
+    assert rows == ["██ · ·", "████ ·", "██▓▓▒▒"]  # 0.06 and 0.04 against 0.1, the largest outside the sink
+    assert "0 … 0.10, sink columns 0 … 1" in text
 
 
 def test_a_causal_trace_without_special_tokens_has_its_first_token_as_the_sink() -> None:
