@@ -66,6 +66,10 @@ function cells(root) {
   return root.querySelectorAll("td").map((cell) => Number(cell.title.split(": ").pop()));
 }
 
+function levels(root) {  // how strongly each cell is shaded: the alpha of its rgba(var(--qkv-cell), alpha)
+  return root.querySelectorAll("td").map((cell) => Number(/([0-9.]+)\)$/.exec(cell.style.background)[1]));
+}
+
 const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
 const page = new Element("body", HTML);
 const roots = input.views.map((payload) => bareView(page, payload));
@@ -91,7 +95,8 @@ const result = roots.map((root, index) => {
       headMenu.fire("change");
       const [layer, head] = [Number(layerOption.value), Number(headOption.value)];
       offered.push([layer, head]);
-      shown.push({ layer, head, cells: cells(root), metrics: root.querySelector("[data-role=metrics]").textContent });
+      const metrics = root.querySelector("[data-role=metrics]").textContent;
+      shown.push({ layer, head, cells: cells(root), levels: levels(root), metrics });
     });
   });
   return { ready: root.getAttribute("data-ready") === "1", first: first[index], offered, shown };

@@ -19,6 +19,7 @@ from qkv.data.metrics import head_metrics
 from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
 from qkv.render.html import MAX_PAGE_BYTES, show, static_text, trace_fragment, trace_html
+from qkv.render.scale import head_scales
 
 from .conftest import make_trace
 
@@ -189,6 +190,11 @@ def test_a_view_holding_some_layers_offers_and_draws_only_those() -> None:
         heads = trace.weights[drawn["layer"]].double()  # (H, T, S)
         expected = heads.mean(dim=0) if drawn["head"] < 0 else heads[drawn["head"]]
         np.testing.assert_allclose(drawn["cells"], expected.flatten().numpy(), atol=1 / 510 + 5e-4)
+        scale = float(head_scales(trace, expected))  # the JavaScript shades against the same scale as Python
+        sinks = torch.tensor(trace.sinks)[None, :].expand(40, 40).flatten()  # (T·S,)
+        levels = torch.tensor(drawn["levels"])
+        shaded = torch.where(sinks, expected.flatten(), expected.flatten() / scale).clamp(max=1.0)
+        np.testing.assert_allclose(levels.numpy(), shaded.numpy(), atol=0.02)  # uint8 weights, 3 decimals
 
 
 def test_a_cap_too_small_for_one_head_says_how_many_tokens_fit() -> None:
