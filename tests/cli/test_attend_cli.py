@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from qkv.data.trace import AttentionTrace
+from qkv.render.figures import grid_inches
 
 from .conftest import run_cli
 
@@ -41,7 +42,8 @@ def test_json_html_and_png_files(trained: Path, tmp_path: Path) -> None:
     assert loaded.weights.shape == (2, 4, 12, 12) and loaded.text == TEXT and loaded.layers == (0, 1)
     assert re.search(r"https?:", (tmp_path / "page.html").read_text()) is None
     header = (tmp_path / "grid.png").read_bytes()[:24]
-    assert struct.unpack(">II", header[16:24]) == (round((1.0 + 1.3 * 4) * 100), round((0.9 + 1.3 * 2) * 100))
+    width, height = grid_inches(loaded)  # the grid of the same trace: 4 heads across, 2 layers down
+    assert struct.unpack(">II", header[16:24]) == (round(width * 100), round(height * 100))
 
 
 def test_an_svg_arc_diagram_of_one_head_goes_to_stdout(trained: Path) -> None:

@@ -66,10 +66,11 @@ def test_sink_share_is_the_mean_weight_on_the_sink_tokens() -> None:
 
 
 def test_every_metric_reduces_the_last_two_dimensions_and_matches_one_head_at_a_time() -> None:
-    weights = torch.softmax(torch.randn(2, 3, T, T), dim=-1)  # (L, H, T, S)
+    future = torch.ones(T, T, dtype=torch.bool).triu(diagonal=1)
+    weights = torch.softmax(torch.randn(2, 3, T, T).masked_fill(future, float("-inf")), dim=-1)  # (L, H, T, S)
     special = (False, False, True, False, False, False)
     metrics = head_metrics(AttentionTrace(weights, tuple("abcdef"), (4, 5), "abcdef", special=special))
-    sinks = (True, False, True, False, False, False)  # the first token is a sink too
+    sinks = (True, False, True, False, False, False)  # causal, and its first token is not special: a sink too
     assert metrics.entropy.shape == (2, 3) and metrics.layers == (4, 5)
     one = weights[1, 2].double()
     assert metrics.of(5, 2) == pytest.approx(

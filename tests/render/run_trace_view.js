@@ -1,7 +1,7 @@
 // Runs qkv's trace view script (src/qkv/render/static/trace.js) in node, without a browser: a stand-in
 // implements the few DOM calls the script makes. Reads {"script": ..., "views": [payload JSON text, ...]} on
 // stdin, builds one bare view per payload (with its heatmap table), runs the script once, then shows every
-// layer and head of every view through its menus and prints what the heatmap cells say, as JSON.
+// layer and head each view's menus offer (options not disabled) and prints what the heatmap cells say, as JSON.
 "use strict";
 const vm = require("vm");
 
@@ -56,6 +56,7 @@ function bareView(page, payload) {
   child(root, "select", "layer");
   child(root, "select", "head");
   child(root, "span", "metrics");
+  child(root, "span", "lines");
   child(root, "svg", "arrows", SVG);
   child(root, "table", "heatmap");
   return root;
@@ -63,6 +64,10 @@ function bareView(page, payload) {
 
 function cells(root) {
   return root.querySelectorAll("td").map((cell) => Number(cell.title.split(": ").pop()));
+}
+
+function levels(root) {  // how strongly each cell is shaded: the alpha of its rgba(var(--qkv-cell), alpha)
+  return root.querySelectorAll("td").map((cell) => Number(/([0-9.]+)\)$/.exec(cell.style.background)[1]));
 }
 
 const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
@@ -77,18 +82,23 @@ vm.runInNewContext(input.script, { document, atob });
 const first = roots.map(cells);  // what each view shows before anyone touches its menus
 
 const result = roots.map((root, index) => {
-  const data = JSON.parse(root.querySelector("script[data-role=data]").textContent);
   const layerMenu = root.querySelector("select[data-role=layer]");
   const headMenu = root.querySelector("select[data-role=head]");
-  const shown = [];
-  for (let layer = 0; layer < data.layers.length; layer++) {
-    for (let head = -1; head < data.heads; head++) {
-      layerMenu.value = String(layer);
-      headMenu.value = String(head);
+  const shown = [], offered = [];
+  layerMenu.children.forEach((layerOption) => {
+    if (layerOption.disabled) { return; }
+    layerMenu.value = layerOption.value;
+    layerMenu.fire("change");
+    headMenu.children.forEach((headOption) => {
+      if (headOption.disabled) { return; }
+      headMenu.value = headOption.value;
       headMenu.fire("change");
-      shown.push({ layer, head, cells: cells(root), metrics: root.querySelector("[data-role=metrics]").textContent });
-    }
-  }
-  return { ready: root.getAttribute("data-ready") === "1", first: first[index], shown };
+      const [layer, head] = [Number(layerOption.value), Number(headOption.value)];
+      offered.push([layer, head]);
+      const metrics = root.querySelector("[data-role=metrics]").textContent;
+      shown.push({ layer, head, cells: cells(root), levels: levels(root), metrics });
+    });
+  });
+  return { ready: root.getAttribute("data-ready") === "1", first: first[index], offered, shown };
 });
 process.stdout.write(JSON.stringify(result));

@@ -18,7 +18,8 @@ import qkv.render
 from qkv.data.metrics import head_metrics
 from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
-from qkv.render.html import show, static_text, trace_fragment, trace_html
+from qkv.render.html import MAX_PAGE_BYTES, show, static_text, trace_fragment, trace_html
+from qkv.render.scale import head_scales
 
 from .conftest import make_trace
 
@@ -68,6 +69,7 @@ def test_the_page_is_self_contained_with_no_url_of_any_kind(toy: AttentionTrace)
 def test_the_embedded_data_is_the_trace_exactly_with_its_metrics(toy: AttentionTrace) -> None:
     elements = parse(trace_html(toy, layer=1, head=0))
     data = json.loads(next(text for attrs, text in elements.scripts if attrs.get("type") == "application/json"))
+    assert data["encoding"] == "float32" and data["held"] == [[layer, head] for layer in range(2) for head in range(3)]
     weights = np.frombuffer(base64.b64decode(data["weights"]), dtype="<f4").reshape(2, 3, 7, 7)
     assert torch.equal(torch.from_numpy(weights.copy()), toy.weights)
     assert data["tokens"] == toy.labels and data["special"] == list(toy.special)
@@ -133,7 +135,7 @@ def test_the_script_draws_each_views_own_weights_for_every_layer_and_head(toy: A
         start = weights[trace.layer_index(layer)]
         start = start.mean(dim=0) if head is None else start[head]
         np.testing.assert_allclose(view["first"], start.flatten().numpy(), atol=5e-4)  # cells show 3 decimals
-        assert len(view["shown"]) == len(trace.layers) * (trace.heads + 1)
+        assert len(view["shown"]) == len(trace.layers) * (trace.heads + 1)  # every layer and head is offered
         for drawn in view["shown"]:
             heads = weights[drawn["layer"]]  # (H, T, S)
             expected = heads.mean(dim=0) if drawn["head"] < 0 else heads[drawn["head"]]
@@ -149,14 +151,64 @@ def test_a_notebook_shows_a_compact_fragment_of_its_own(toy: AttentionTrace) -> 
     assert json.loads(data_of(str(show(toy, layer=0, head=2))))["layer"] == 0
 
 
-def test_a_page_too_heavy_for_a_browser_says_how_many_tokens_fit(
-    toy: AttentionTrace, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from qkv.render import html
+def big_trace(layers: int, heads: int, tokens: int) -> AttentionTrace:
+    """A causal trace of SmolLM2's shape (no special tokens: the first token is the sink)."""
+    generator = torch.Generator().manual_seed(2)
+    future = torch.ones(tokens, tokens, dtype=torch.bool).triu(diagonal=1)
+    scores = torch.randn(layers, heads, tokens, tokens, generator=generator).masked_fill(future, float("-inf"))
+    words = tuple(f" w{index}" for index in range(tokens))
+    return AttentionTrace(torch.softmax(scores, dim=-1), words, tuple(range(layers)), "".join(words), "big")
 
-    monkeypatch.setattr(html, "MAX_PAGE_WEIGHTS", 4 * 2 * 3 * 5**2)
-    with pytest.raises(InputError, match=r"7 tokens × 2 layers × 3 heads .* show at most 5 tokens"):
-        trace_html(toy)
+
+def test_a_big_trace_stays_under_the_byte_cap_and_says_what_it_holds() -> None:
+    trace = big_trace(30, 9, 244)  # SmolLM2 on 244 tokens: 64 MB of float32 weights
+    for view in (str(show(trace)), trace_html(trace)):
+        assert len(view.encode("utf-8")) <= MAX_PAGE_BYTES
+        data = json.loads(data_of(view))
+        held = sorted({layer for layer, _ in data["held"]})
+        assert data["encoding"] == "uint8" and 29 in held and 0 not in held  # the last layer and its neighbours
+        assert held == list(range(30 - len(held), 30)) and len(data["held"]) == 9 * len(held)
+        weights = np.frombuffer(base64.b64decode(data["weights"]), dtype=np.uint8).reshape(len(held), 9, 244, 244)
+        np.testing.assert_allclose(weights / 255, trace.weights[held].numpy(), atol=1 / 510 + 1e-6)
+        assert f"This view holds layers {held[0]}…29 of 0…29 (weights rounded to 1/255)" in view
+
+
+def test_a_view_holding_some_layers_offers_and_draws_only_those() -> None:
+    node = node_or_skip()
+    trace = big_trace(6, 3, 40)
+    page = trace_html(trace, layer=2, head=1, max_bytes=45_000)
+    data = json.loads(data_of(page))
+    assert len(page.encode("utf-8")) <= 45_000 and data["encoding"] == "uint8" and 0 < len(data["held"]) < 6 * 3
+    stdin = json.dumps({"script": static_text("trace.js"), "views": [json.dumps(data)]})
+    runner = Path(__file__).with_name("run_trace_view.js")
+    result = subprocess.run([node, str(runner)], input=stdin, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    (view,) = json.loads(result.stdout)
+    layers = sorted({layer for layer, _ in data["held"]})
+    assert 2 in layers and view["offered"] == [[layer, head] for layer in layers for head in (-1, 0, 1, 2)]
+    for drawn in view["shown"]:
+        heads = trace.weights[drawn["layer"]].double()  # (H, T, S)
+        expected = heads.mean(dim=0) if drawn["head"] < 0 else heads[drawn["head"]]
+        np.testing.assert_allclose(drawn["cells"], expected.flatten().numpy(), atol=1 / 510 + 5e-4)
+        scale = float(head_scales(trace, expected))  # the JavaScript shades against the same scale as Python
+        sinks = torch.tensor(trace.sinks)[None, :].expand(40, 40).flatten()  # (T·S,)
+        levels = torch.tensor(drawn["levels"])
+        shaded = torch.where(sinks, expected.flatten(), expected.flatten() / scale).clamp(max=1.0)
+        np.testing.assert_allclose(levels.numpy(), shaded.numpy(), atol=0.02)  # uint8 weights, 3 decimals
+
+
+def test_a_cap_too_small_for_one_head_says_how_many_tokens_fit() -> None:
+    with pytest.raises(InputError, match=r"one head of 20 tokens needs .* show at most \d+ tokens, or raise max_bytes"):
+        trace_html(big_trace(1, 2, 20), max_bytes=len(trace_html(big_trace(1, 2, 1))) + 100)
+
+
+def test_without_javascript_the_view_shows_its_strongest_arrows_and_metrics(toy: AttentionTrace) -> None:
+    document = trace_html(toy, layer=1, head=0)
+    static = document[document.index('<div class="qkv-static"') : document.index('<div class="qkv-controls"')]
+    assert "needs JavaScript" in static and "<td>Riley</td><td>⇒</td><td>dog</td><td>0.37</td>" in static
+    assert static.count("<tr>") == 12 + 1 + 3 + 1  # the 12 strongest arrows; a header, heads 0–2 and their mean
+    css = static_text("trace.css")
+    assert ".qkv-trace.qkv-live .qkv-static { display: none; }" in css and "prefers-color-scheme: dark" in css
 
 
 def test_a_head_out_of_range_is_refused(toy: AttentionTrace) -> None:

@@ -161,4 +161,18 @@ MESSAGES: dict[str, str] = {
         "[CLS] and [SEP] take {low} to {high} of its attention: heads with nothing to do rest their weight there."
     ),
     "stack.figure": "The whole model: {layers} layers × {heads} heads (row: a token, column: where it looks).",
+    # -- the figures' own words (qkv.render.figures.FigureText's fields, one key each) -------------------------
+    "figure.grid_title": "attention of every head (row: a token; column: the token it attends to)",
+    "figure.layer": "layer {layer}",
+    "figure.head": "head {head}",
+    "figure.mean": "mean of {heads} heads",
+    "figure.arcs_title": "layer {layer} · {which}: arc width = weight",
+    "figure.scale": "colour: weight ÷ the head's scale, the {percentile}th percentile of its weights outside the sinks",
+    "figure.sink_scale": "sink columns ({sinks}): the weight itself",
+    "figure.right": "looks right (at a later token)",
+    "figure.left": "looks left (at an earlier token)",
+    "figure.sink": "to or from a sink ({sinks})",
+    "figure.itself": "to itself (dot)",
+    "figure.arcs_cut": "the {shown} strongest of {total} arcs of at least {threshold} are drawn",
+    "figure.tokens_cut": "tokens {first}…{last} of 0…{final} are shown; arcs to and from the others are left out",
 }

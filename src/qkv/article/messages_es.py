@@ -181,4 +181,20 @@ MESSAGES: dict[str, str] = {
         "[CLS] y [SEP] se llevan de {low} a {high} de su atención: las cabezas sin nada que hacer dejan ahí su peso."
     ),
     "stack.figure": "El modelo entero: {layers} capas × {heads} cabezas (fila: un token, columna: adónde mira).",
+    # -- las palabras de las figuras (los campos de qkv.render.figures.FigureText, una clave cada uno) ----------
+    "figure.grid_title": "la atención de cada cabeza (fila: un token; columna: el token al que atiende)",
+    "figure.layer": "capa {layer}",
+    "figure.head": "cabeza {head}",
+    "figure.mean": "media de {heads} cabezas",
+    "figure.arcs_title": "capa {layer} · {which}: grosor del arco = peso",
+    "figure.scale": (
+        "color: peso ÷ la escala de la cabeza, el percentil {percentile} de sus pesos fuera de los sumideros"
+    ),
+    "figure.sink_scale": "columnas sumidero ({sinks}): el peso tal cual",
+    "figure.right": "mira a la derecha (a un token posterior)",
+    "figure.left": "mira a la izquierda (a un token anterior)",
+    "figure.sink": "hacia o desde un sumidero ({sinks})",
+    "figure.itself": "a sí mismo (punto)",
+    "figure.arcs_cut": "se dibujan los {shown} arcos más fuertes de {total} que pesan al menos {threshold}",
+    "figure.tokens_cut": "se muestran los tokens {first}…{last} de 0…{final}; se omiten los arcos de y hacia los demás",
 }

@@ -14,9 +14,10 @@ does not compute: pass ``model_trace=qkv.trace(qkv.load("minilm"), SENTENCE)`` (
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from qkv.article.messages import messages
-from qkv.article.tour_base import Context, Section, Tour, num
+from qkv.article.tour_base import Context, Section, Tour, figure_words, num
 from qkv.article.tour_beyond import left_out
 from qkv.article.tour_parts import FINAL_LINK_TOLERANCE, RATIO, SIMILAR_WORDS, part1, part2, part3
 from qkv.article.vectors import SENTENCE, VectorDatabase, default_database, split_words
@@ -66,6 +67,10 @@ def make_tour(
         header.append(say("tour.vectors", width=database.value(words[0]).shape[0], pieces="; ".join(split)))
     context = Context(database, words, quick, say, model_trace)
     sections = [section for number in (PARTS if part is None else (part,)) for section in _SECTIONS[number](context)]
+    drawn = figure_words(say.lang)  # every figure's own words, in the tour's language
+    sections = [
+        replace(section, figures=tuple(replace(f, words=drawn) for f in section.figures)) for section in sections
+    ]
     return Tour(say.lang, say("tour.title"), tuple(header), tuple(sections))
 
 

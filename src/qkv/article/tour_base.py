@@ -8,17 +8,29 @@ The same :class:`Tour` prints as text (:meth:`Tour.lines`) and becomes a page (:
 from __future__ import annotations
 
 import textwrap
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import torch
 
-from qkv.article.messages import Messages
+from qkv.article.messages import TABLES, Messages, messages
 from qkv.article.vectors import SENTENCE, VectorDatabase
 from qkv.data.trace import AttentionTrace
 from qkv.shapes import Tensor
 
-__all__ = ["WIDTH", "Context", "Figure", "Section", "Tour", "num", "table", "word_trace", "wrap"]
+__all__ = [
+    "FIGURE_WORDS",
+    "WIDTH",
+    "Context",
+    "Figure",
+    "Section",
+    "Tour",
+    "figure_words",
+    "num",
+    "table",
+    "word_trace",
+    "wrap",
+]
 
 #: The terminal text's width: longer lines are folded at spaces (tables are narrower).
 WIDTH = 100
@@ -43,14 +55,41 @@ def wrap(line: str, width: int = WIDTH) -> list[str]:
     return textwrap.wrap(line.strip(), width=width, initial_indent=indent, subsequent_indent=indent + "  ")
 
 
+#: The words drawn on a figure: ``figure.<name>`` in each message table, one for each field of
+#: ``qkv.render.figures.FigureText`` (the renderers sit above this layer; a test holds the two lists equal).
+FIGURE_WORDS = (
+    "grid_title",
+    "layer",
+    "head",
+    "mean",
+    "arcs_title",
+    "scale",
+    "sink_scale",
+    "right",
+    "left",
+    "sink",
+    "itself",
+    "arcs_cut",
+    "tokens_cut",
+)
+
+
+def figure_words(lang: str) -> dict[str, str]:
+    """The templates of every word drawn on the tour's figures, in ``lang``: ``{"layer": "capa {layer}", …}``."""
+    table = TABLES[messages(lang).lang]
+    return {name: table[f"figure.{name}"] for name in FIGURE_WORDS}
+
+
 @dataclass(frozen=True, eq=False)
 class Figure:
     """A trace to draw, with its caption: one head (``head``, of the trace's first layer; or the only head) as
-    arcs, several as a grid of heatmaps."""
+    arcs, several as a grid of heatmaps. ``words`` are the figure's own words in the tour's language
+    (:func:`figure_words`; empty: the renderer's English)."""
 
     trace: AttentionTrace
     caption: str
     head: int | None = None
+    words: Mapping[str, str] = field(default_factory=dict)
 
 
 def word_trace(weights: Tensor, words: Sequence[str]) -> AttentionTrace:

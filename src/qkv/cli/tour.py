@@ -75,12 +75,13 @@ def _minilm_trace() -> AttentionTrace:
 
 
 def draw_figure(figure: Figure) -> bytes:
-    """A tour figure as SVG: one head as an arc diagram, several as a grid of heatmaps."""
-    from qkv.render.figures import arc_diagram, heatmap_grid
+    """A tour figure as SVG, with its words in the tour's language: one head as an arc diagram, several as a
+    grid of heatmaps."""
+    from qkv.render.figures import FigureText, arc_diagram, heatmap_grid
 
-    trace = figure.trace
+    trace, text = figure.trace, FigureText(**figure.words)
     if figure.head is not None:
-        return arc_diagram(trace, layer=trace.layers[0], head=figure.head, format="svg")
+        return arc_diagram(trace, layer=trace.layers[0], head=figure.head, format="svg", text=text)
     if trace.weights.shape[:2] == (1, 1):
-        return arc_diagram(trace, format="svg")
-    return heatmap_grid(trace, format="svg")
+        return arc_diagram(trace, format="svg", text=text)
+    return heatmap_grid(trace, format="svg", text=text)

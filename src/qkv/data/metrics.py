@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from qkv.data.trace import AttentionTrace
+from qkv.data.trace import REPR_TEXT, AttentionTrace, _cut, _ranges
 from qkv.errors import InputError
 from qkv.shapes import ShapeError, Tensor
 
@@ -110,7 +110,7 @@ def sink_share(weights: Tensor, sinks: Sequence[bool]) -> Tensor:
     return (weights * mask.to(weights.dtype)).sum(dim=-1).mean(dim=-1)
 
 
-@dataclass(frozen=True, eq=False)
+@dataclass(frozen=True, eq=False, repr=False)
 class HeadMetrics:
     """Every metric for every head of a trace: each tensor is ``(L, H)``, row ``i`` for ``layers[i]``."""
 
@@ -130,6 +130,23 @@ class HeadMetrics:
             name: float(getattr(self, name)[index, head])
             for name in ("entropy", "distance", "asymmetry", "relative_asymmetry", "sink_share")
         }
+
+    def __repr__(self) -> str:
+        """One short line: the shape and each metric's range, never the tensors (``.of(layer, head)`` or the
+        fields give the numbers): ``HeadMetrics(layers=0…5, heads=12, entropy=0.21…3.87 bits, …)``."""
+        heads = int(self.entropy.shape[-1]) if self.entropy.dim() else 0
+        return (
+            f"HeadMetrics(layers={_cut(_ranges(self.layers), REPR_TEXT)}, heads={heads}, "
+            f"entropy={_span(self.entropy)} bits, distance={_span(self.distance, '.1f')} tokens, "
+            f"relative_asymmetry={_span(self.relative_asymmetry)}, sink_share={_span(self.sink_share)})"
+        )
+
+
+def _span(values: Tensor, spec: str = ".2f") -> str:
+    """``"0.21…3.87"``: the smallest and largest of ``values`` (``"–"`` when there are none)."""
+    if values.numel() == 0:
+        return "–"
+    return f"{float(values.min()):{spec}}…{float(values.max()):{spec}}"
 
 
 def head_metrics(trace: AttentionTrace) -> HeadMetrics:

@@ -24,6 +24,7 @@ import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -83,11 +84,39 @@ class AttentionTrace:
         """H, the number of heads of each captured layer."""
         return int(self.weights.shape[1])
 
+    @cached_property
+    def causal(self) -> bool:
+        """``True`` when no token attends to a later one in any captured head (the upper triangle is exactly 0):
+        the trace of a causal (decoder) model, or of a single token. Looked up once (the weights never change)."""
+        T = self.weights.shape[-1]
+        future = torch.ones(T, T, dtype=torch.bool, device=self.weights.device).triu(diagonal=1)  # (T, S)
+        return not bool(self.weights.detach()[..., future].any())
+
     @property
     def sinks(self) -> tuple[bool, ...]:
-        """The tokens that take attention when nothing in the text is relevant: the special tokens and the
-        first token (causal models without a ``<s>`` use their first token as the sink)."""
-        return tuple(flag or index == 0 for index, flag in enumerate(self.special))
+        """The tokens that take attention when nothing in the text is relevant: the special tokens (``[CLS]``,
+        ``[SEP]``, ``<|im_start|>``), and the first token of a causal trace (:attr:`causal`) whose first token is
+        not special (a causal model without a ``<s>`` parks its spare attention on its first token, whatever it
+        is). A bidirectional trace without special tokens (the tour's word traces) has no sinks.
+
+        Every renderer and metric reads this one definition; :attr:`sink_names` says it in words."""
+        first = not self.special[0] and self.causal
+        return tuple(flag or (index == 0 and first) for index, flag in enumerate(self.special))
+
+    @property
+    def sink_labels(self) -> list[str]:
+        """The distinct :attr:`labels` of the sink tokens, in order (``["[CLS]", "[SEP]"]``)."""
+        return list(dict.fromkeys(label for label, sink in zip(self.labels, self.sinks, strict=True) if sink))
+
+    @property
+    def sink_names(self) -> str:
+        """The sinks in words, as the renderers print them: ``"[CLS] [SEP]"``, ``"The, the first token"``, or
+        ``"none"``."""
+        labels = self.labels
+        special = " ".join(dict.fromkeys(label for label, flag in zip(labels, self.special, strict=True) if flag))
+        if self.sinks[0] and not self.special[0]:
+            return f"{labels[0]}, the first token" + (f", and {special}" if special else "")
+        return special or "none"
 
     @property
     def labels(self) -> list[str]:
@@ -181,9 +210,24 @@ class AttentionTrace:
         return cls.from_json(document, source=str(path))
 
     def __repr__(self) -> str:
+        """One short line, whatever the trace's size: ``AttentionTrace(model='minilm', tokens=16, layers=0…5,
+        heads=12, text="Evan's dog Riley is so…")`` (no weights; the text cut to ``REPR_TEXT`` characters)."""
         _, H, T, _ = self.weights.shape
-        name = f"{self.model!r}, " if self.model else ""
-        return f"AttentionTrace({name}{T} tokens, layers {_ranges(self.layers)} × {H} heads, text={self.text!r})"
+        model = f"model={_cut(self.model, 2 * REPR_TEXT)!r}, " if self.model else ""
+        return (
+            f"AttentionTrace({model}tokens={T}, layers={_cut(_ranges(self.layers), REPR_TEXT)}, heads={H}, "
+            f"text={_cut(self.text, REPR_TEXT)!r})"
+        )
+
+
+#: How many characters of the text a trace's ``repr`` shows (of the model's name: twice as many).
+REPR_TEXT = 24
+
+
+def _cut(text: str, length: int) -> str:
+    """``text`` on one line, at most ``length`` characters: longer is cut with ``…``."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= length else flat[: length - 1].rstrip() + "…"
 
 
 def _ranges(numbers: Sequence[int]) -> str:

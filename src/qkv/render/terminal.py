@@ -6,6 +6,8 @@
       Riley  ⇒ dog     0.37
       moving ⇒ stops   0.33
 
+Each head is shaded against its scale, the 99th percentile of its weights outside the sink columns
+(:mod:`qkv.render.scale`), so that a sink does not wash out the rest; sink columns are shaded against 1.
 With ``color=True`` the cells are ANSI 256-colour background blocks; without, shade characters (``·░▒▓█``),
 so the output reads the same in a file or a pipe. The heatmap fits ``width`` columns (the terminal's width
 by default): cells shrink from two characters to one, then columns past the edge are left out, and it says so.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import shutil
 import textwrap
+from collections.abc import Sequence
 
 from qkv.data.metrics import asymmetry as asymmetry_of
 from qkv.data.metrics import (
@@ -26,6 +29,7 @@ from qkv.data.metrics import (
 )
 from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
+from qkv.render.scale import PERCENTILE, head_scales
 from qkv.shapes import Tensor
 
 __all__ = ["COLOR_RAMP", "render_terminal"]
@@ -58,8 +62,13 @@ def render_terminal(
     which = f"head {head} of {trace.heads}" if head is not None else f"mean of {trace.heads} heads"
     title = f"{'model ' + trace.model + ' · ' if trace.model else ''}layer {trace.layers[index]} · {which}"
     lines = _wrap(f"{title} · {len(labels)} tokens", columns)
-    lines += _wrap("row: a token; column: the token it attends to; darker: more", columns)
-    lines += _heatmap(weights.tolist(), labels, columns, color)
+    lines += _wrap(
+        f"row: a token; column: the token it attends to; darker: more, up to the head's scale (the {PERCENTILE}th "
+        "percentile of its weights outside the sinks)",
+        columns,
+    )
+    scale = float(head_scales(trace, weights))  # the text's own weights set the shades, not the sinks'
+    lines += _heatmap(weights.tolist(), labels, columns, color, scale, trace.sinks)
     lines += _arrows(trace, weights, labels, top, columns)
     lines += _wrap(_numbers(trace, weights), columns)
     return "\n".join(lines)
@@ -73,7 +82,9 @@ def _cut(label: str, width: int) -> str:
     return label if len(label) <= width else label[: width - 1] + "…"
 
 
-def _heatmap(rows: list[list[float]], labels: list[str], columns: int, color: bool) -> list[str]:
+def _heatmap(
+    rows: list[list[float]], labels: list[str], columns: int, color: bool, largest: float, sinks: Sequence[bool]
+) -> list[str]:
     T, S = len(rows), len(rows[0]) if rows else 0
     number_width = len(str(max(T, S) - 1))
     label_width = min(max((len(label) for label in labels), default=1), LABEL_WIDTH)
@@ -81,19 +92,19 @@ def _heatmap(rows: list[list[float]], labels: list[str], columns: int, color: bo
     room = columns - prefix - 1
     cell = 2 if room >= 2 * S else 1
     shown = min(S, room // cell)
-    largest = max((max(row) for row in rows), default=0.0) or 1.0
     lines = []
     for position in range(number_width):  # column numbers, written downwards
         digits = "".join(f"{str(s).rjust(number_width)[position]:>{cell}}" for s in range(shown))
         lines.append(" " * (prefix + 1) + digits)
     for t, row in enumerate(rows):
         head = f"{t:>{number_width}} {_cut(labels[t], label_width):<{label_width}} │"
-        lines.append(head + "".join(_cell(row[s] / largest, cell, color) for s in range(shown)) + (RESET * color))
+        cells = (_cell(row[s] if sinks[s] else row[s] / largest, cell, color) for s in range(shown))
+        lines.append(head + "".join(cells) + (RESET * color))
     if color:
         scale = "".join(_cell(level / (len(COLOR_RAMP) - 1), 1, color) for level in range(len(COLOR_RAMP))) + RESET
     else:
         scale = SHADES
-    lines.append(f"{' ' * prefix} {scale} 0 … {largest:.2f}")
+    lines.append(f"{' ' * prefix} {scale} 0 … {largest:.2f}" + (", sink columns 0 … 1" if any(sinks) else ""))
     if shown < S:
         note = f"(columns {shown}…{S - 1} do not fit in {columns} columns: widen the terminal or use --format html)"
         lines += _wrap(note, columns)
@@ -110,19 +121,12 @@ def _cell(level: float, width: int, color: bool) -> str:
     return SHADES[1 + min(int(level * 4), 3)] * width
 
 
-def _sink_names(trace: AttentionTrace) -> str:
-    labels = trace.labels
-    names = " ".join(dict.fromkeys(label for label, flag in zip(labels, trace.special, strict=True) if flag))
-    if not trace.special[0]:
-        names = f"{labels[0]}, the first token" + (f", and {names}" if names else "")
-    return names
-
-
 def _arrows(trace: AttentionTrace, weights: Tensor, labels: list[str], top: int, columns: int) -> list[str]:
     if top == 0:
         return []
     arrows = strongest_arrows(weights, top=top, sinks=trace.sinks)
-    header = f"strongest arrows (without self-attention and the sinks {_sink_names(trace)}):"
+    sinks = f" and the sinks {trace.sink_names}" if any(trace.sinks) else ""
+    header = f"strongest arrows (without self-attention{sinks}):"
     lines = _wrap(header, columns)
     if not arrows:
         lines.append("  (none)")
@@ -142,6 +146,8 @@ def _numbers(trace: AttentionTrace, weights: Tensor) -> str:
         f"mean distance {float(attended_distance(square)):.1f} tokens",
         f"asymmetry ‖A − Aᵀ‖ {float(asymmetry_of(square)):.2f}"
         f" ({float(relative_asymmetry(square)):.2f} of its maximum)",
-        f"sink share {float(sink_share(square, trace.sinks)):.2f} (to {_sink_names(trace)})",
+        f"sink share {float(sink_share(square, trace.sinks)):.2f} (to {trace.sink_names})"
+        if any(trace.sinks)
+        else "no sink tokens",
     ]
     return " · ".join(parts)

@@ -2,7 +2,10 @@
 // no URL (the SVG namespace is read from the <svg> element the HTML parser made). It is inlined into each
 // view as a classic script, so it works from a file:// page and in a notebook. Every <div class="qkv-trace">
 // on the page that is not yet set up gets its menus, lines and heatmap, built from the JSON beside it: with
-// several views on one page, each script sets up the views above it that are still bare.
+// several views on one page, each script sets up the views above it that are still bare. The view holds the
+// matrices listed in data.held (every head of some layers, or one head), float32 or uint8 (data.encoding);
+// the menus offer only what it holds. Heads are shaded against their scale: the 99th percentile of their
+// weights outside the sink columns (and the causal future), as qkv.render.scale computes it.
 (function () {
   "use strict";
   var roots = document.querySelectorAll("div.qkv-trace"), n;
@@ -12,28 +15,41 @@
 
   function setUp(root) {
     root.setAttribute("data-ready", "1");
+    root.classList.add("qkv-live");
     var data = JSON.parse(root.querySelector("script[data-role=data]").textContent);
     var raw = atob(data.weights), bytes = new Uint8Array(raw.length), i;
     for (i = 0; i < raw.length; i++) { bytes[i] = raw.charCodeAt(i); }
-    var view = new DataView(bytes.buffer);
-    var L = data.layers.length, H = data.heads, T = data.tokens.length;
+    var view = new DataView(bytes.buffer), float = data.encoding === "float32";
+    var L = data.layers.length, H = data.heads, T = data.tokens.length, PERCENTILE = 99;
     var layerMenu = root.querySelector("select[data-role=layer]");
     var headMenu = root.querySelector("select[data-role=head]");
     var metricsBox = root.querySelector("[data-role=metrics]");
+    var linesNote = root.querySelector("[data-role=lines]");
     var svg = root.querySelector("svg[data-role=arrows]"), NS = svg.namespaceURI;
     var table = root.querySelector("table[data-role=heatmap]");
+    var slot = {};  // "layer,head" -> which matrix of the data holds it
+    data.held.forEach(function (pair, index) { slot[pair[0] + "," + pair[1]] = index; });
 
-    function weight(l, h, t, s) { return view.getFloat32(4 * (((l * H + h) * T + t) * T + s), true); }
+    function held(l, h) {
+      if (slot.hasOwnProperty(l + "," + h)) { return true; }
+      if (h >= 0) { return false; }
+      for (var k = 0; k < H; k++) { if (!slot.hasOwnProperty(l + "," + k)) { return false; } }
+      return true;  // the mean, from every head of the layer
+    }
+    function weight(m, t, s) {
+      var at = (m * T + t) * T + s;
+      return float ? view.getFloat32(4 * at, true) : bytes[at] / 255;
+    }
     function matrix(l, h) {
-      var rows = [], t, s, k, v;
+      var rows = [], t, s, k, v, own = slot[l + "," + h];
       for (t = 0; t < T; t++) {
         var row = [];
         for (s = 0; s < T; s++) {
-          if (h >= 0) {
-            v = weight(l, h, t, s);
+          if (own !== undefined) {
+            v = weight(own, t, s);
           } else {
             v = 0;
-            for (k = 0; k < H; k++) { v += weight(l, k, t, s); }
+            for (k = 0; k < H; k++) { v += weight(slot[l + "," + k], t, s); }
             v /= H;
           }
           row.push(v);
@@ -42,8 +58,21 @@
       }
       return rows;
     }
-    function option(menu, value, label) {
-      var o = document.createElement("option"); o.value = String(value); o.textContent = label; menu.appendChild(o);
+    function scaleOf(rows) {
+      var cells = [], t, s;
+      for (t = 0; t < T; t++) {
+        for (s = 0; s < (data.causal ? t + 1 : T); s++) {
+          if (!data.sinks[s]) { cells.push(rows[t][s]); }
+        }
+      }
+      if (!cells.length) { return 1; }
+      cells.sort(function (a, b) { return a - b; });
+      return Math.max(cells[Math.max(1, Math.ceil(PERCENTILE / 100 * cells.length)) - 1], 1e-30);
+    }
+    function option(menu, value, label, enabled) {
+      var o = document.createElement("option");
+      o.value = String(value); o.textContent = enabled ? label : label + " (not in this view)"; o.disabled = !enabled;
+      menu.appendChild(o);
     }
     function make(name, attributes, parent) {
       var e = document.createElementNS(NS, name), key;
@@ -53,12 +82,22 @@
       parent.appendChild(e);
       return e;
     }
+    function fillHeads(l, wanted) {
+      while (headMenu.firstChild) { headMenu.removeChild(headMenu.firstChild); }
+      option(headMenu, -1, "mean of " + H, held(l, -1));
+      for (var k = 0; k < H; k++) { option(headMenu, k, String(k), held(l, k)); }
+      var pick = held(l, wanted) ? wanted : -2;
+      for (k = -1; pick === -2 && k < H; k++) { if (held(l, k)) { pick = k; } }
+      headMenu.value = String(pick);
+    }
 
-    data.layers.forEach(function (layer, index) { option(layerMenu, index, String(layer)); });
-    option(headMenu, -1, "mean of " + H);
-    for (i = 0; i < H; i++) { option(headMenu, i, String(i)); }
+    data.layers.forEach(function (layer, index) {
+      var any = false;
+      for (var k = -1; k < H; k++) { any = any || held(index, k); }
+      option(layerMenu, index, String(layer), any);
+    });
     layerMenu.value = String(data.layer);
-    headMenu.value = String(data.head);
+    fillHeads(data.layer, data.head);
 
     var ROW = 20, widest = 0;
     data.tokens.forEach(function (token) { widest = Math.max(widest, token.length); });
@@ -67,11 +106,12 @@
     svg.setAttribute("width", width); svg.setAttribute("height", height);
     svg.setAttribute("viewBox", "0 0 " + width + " " + height);
     var lineGroup = make("g", {}, svg), lefts = [], rights = [], leftValues = [], rightValues = [];
+    function tokenClass(t) { return data.special[t] || data.sinks[t] ? "qkv-special" : ""; }
     data.tokens.forEach(function (token, t) {
-      var y = 4 + ROW * t + ROW / 2, special = data.special[t] ? "qkv-special" : "";
-      var left = make("text", {x: leftX - 8, y: y, "text-anchor": "end", "class": special}, svg);
+      var y = 4 + ROW * t + ROW / 2;
+      var left = make("text", {x: leftX - 8, y: y, "text-anchor": "end", "class": tokenClass(t)}, svg);
       left.textContent = token; lefts.push(left);
-      var right = make("text", {x: rightX + 8, y: y, "class": special}, svg);
+      var right = make("text", {x: rightX + 8, y: y, "class": tokenClass(t)}, svg);
       right.textContent = token; rights.push(right);
       leftValues.push(make("text", {x: 2, y: y, "class": "qkv-value"}, svg));
       rightValues.push(make("text", {x: width - 40, y: y, "class": "qkv-value"}, svg));
@@ -104,30 +144,40 @@
     }
 
     function draw() {
-      var l = Number(layerMenu.value), h = Number(headMenu.value), t, s, largest = 0;
+      var l = Number(layerMenu.value), h = Number(headMenu.value), t, s;
+      if (!held(l, h)) { return; }
       current = matrix(l, h);
-      for (t = 0; t < T; t++) { for (s = 0; s < T; s++) { largest = Math.max(largest, current[t][s]); } }
-      largest = largest || 1;
-      while (lineGroup.firstChild) { lineGroup.removeChild(lineGroup.firstChild); }
-      lines = [];
+      var scale = scaleOf(current), candidates = [];
       for (t = 0; t < T; t++) {
         for (s = 0; s < T; s++) {
-          var w = current[t][s];
-          if (w < 0.01 * largest) { continue; }
-          var line = make("line", {
-            x1: leftX, y1: 4 + ROW * t + ROW / 2, x2: rightX, y2: 4 + ROW * s + ROW / 2,
-            "stroke-width": (0.4 + 5 * w).toFixed(2), "stroke-opacity": (0.08 + 0.92 * w / largest).toFixed(3)
-          }, lineGroup);
-          line.setAttribute("data-from", t); line.setAttribute("data-to", s);
-          lines.push(line);
+          if (current[t][s] >= 0.01 * scale) { candidates.push([current[t][s], t, s]); }
         }
       }
+      candidates.sort(function (a, b) { return b[0] - a[0]; });
+      var kept = candidates.slice(0, data.maxLines);
+      while (lineGroup.firstChild) { lineGroup.removeChild(lineGroup.firstChild); }
+      lines = [];
+      kept.reverse().forEach(function (entry) {  // the strongest drawn last, on top
+        var w = entry[0], from = entry[1], to = entry[2], sink = data.sinks[to] || data.sinks[from];
+        var line = make("line", {
+          x1: leftX, y1: 4 + ROW * from + ROW / 2, x2: rightX, y2: 4 + ROW * to + ROW / 2,
+          "stroke-width": (0.4 + (sink ? 2 : 5) * w).toFixed(2),
+          "stroke-opacity": (0.08 + 0.92 * Math.min(1, w / scale) * (sink ? 0.5 : 1)).toFixed(3)
+        }, lineGroup);
+        line.setAttribute("data-from", from); line.setAttribute("data-to", to);
+        line.setAttribute("data-sink", sink ? "1" : "");
+        lines.push(line);
+      });
+      linesNote.textContent = kept.length < candidates.length ?
+        "Showing the " + kept.length + " strongest of " + candidates.length + " lines." : "";
       if (table) {
         var cells = table.querySelectorAll("td");
         for (t = 0; t < T; t++) {
           for (s = 0; s < T; s++) {
             var cell = cells[t * T + s], v = current[t][s];
-            cell.style.background = "rgba(192, 57, 43, " + (v / largest).toFixed(3) + ")";
+            var level = data.sinks[s] ? Math.min(1, v) : Math.min(1, v / scale);
+            cell.style.background = "rgba(var(" + (data.sinks[s] ? "--qkv-sink-cell" : "--qkv-cell") + "), " +
+              level.toFixed(3) + ")";
             cell.title = data.tokens[t] + " \u21d2 " + data.tokens[s] + ": " + v.toFixed(3);
           }
         }
@@ -135,7 +185,8 @@
       var m = data.metrics[l][h < 0 ? H : h];
       metricsBox.textContent = "entropy " + m[0].toFixed(2) + " bits \u00b7 mean distance " + m[1].toFixed(1) +
         " tokens \u00b7 asymmetry \u2016A \u2212 A\u1d40\u2016 " + m[2].toFixed(2) + " (" + m[3].toFixed(2) +
-        " of its maximum) \u00b7 sink share " + m[4].toFixed(2) + " (to " + data.sinkNames + ")";
+        " of its maximum) \u00b7 " +
+        (data.sinkNames ? "sink share " + m[4].toFixed(2) + " (to " + data.sinkNames + ")" : "no sink tokens");
       unfocus();
     }
     function focus(kind, index) {
@@ -143,7 +194,7 @@
       root.classList.add("qkv-focus");
       lines.forEach(function (line) {
         var on = Number(line.getAttribute(kind === "from" ? "data-from" : "data-to")) === index;
-        if (on) { line.setAttribute("class", "qkv-on"); }
+        if (on) { line.setAttribute("class", "qkv-on" + (line.getAttribute("data-sink") ? " qkv-sink" : "")); }
       });
       (kind === "from" ? lefts : rights)[index].setAttribute("class", "qkv-active");
       var heads = kind === "from" ? rowHeads : columnHeads;
@@ -155,15 +206,17 @@
     }
     function unfocus() {
       root.classList.remove("qkv-focus");
-      lines.forEach(function (line) { line.removeAttribute("class"); });
+      lines.forEach(function (line) { line.setAttribute("class", line.getAttribute("data-sink") ? "qkv-sink" : ""); });
       data.tokens.forEach(function (token, t) {
-        var special = data.special[t] ? "qkv-special" : "";
-        lefts[t].setAttribute("class", special); rights[t].setAttribute("class", special);
+        lefts[t].setAttribute("class", tokenClass(t)); rights[t].setAttribute("class", tokenClass(t));
         leftValues[t].textContent = ""; rightValues[t].textContent = "";
         if (rowHeads[t]) { rowHeads[t].className = ""; columnHeads[t].className = "qkv-column"; }
       });
     }
-    layerMenu.addEventListener("change", draw);
+    layerMenu.addEventListener("change", function () {
+      fillHeads(Number(layerMenu.value), Number(headMenu.value));
+      draw();
+    });
     headMenu.addEventListener("change", draw);
     draw();
   }
