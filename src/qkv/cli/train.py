@@ -14,6 +14,7 @@ from typing import Any
 from qkv.cli.errors import UserError
 
 DEFAULTS = {"preset": "small", "tokenizer": "char"}
+WATCH_DEFAULT = "\0article"  # --watch without TEXT: qkv.training.watch.DEFAULT_TEXT (imported with torch, later)
 
 
 def parse_duration(text: str) -> float:
@@ -69,6 +70,14 @@ def register(subparsers: Any) -> None:
         help="run the model through torch.compile: ~1.4x faster steps here, after a first step that compiles "
         "(15-40 s, less with inductor's cache warm); pays off on runs of a few thousand steps",
     )
+    parser.add_argument(
+        "--watch",
+        nargs="?",
+        const=WATCH_DEFAULT,
+        metavar="TEXT",
+        help="store TEXT's attention (every head) at the start and at each validation, beside the checkpoint, for "
+        "qkv serve's Training view (default TEXT: the article's sentence); a resumed run keeps watching its text",
+    )
     parser.add_argument("--out", help="run directory (default runs/NAME-TIMESTAMP; runs/latest points to it)")
     parser.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     parser.set_defaults(handler=run)
@@ -89,6 +98,8 @@ def _contradictions(args: argparse.Namespace) -> None:
             raise UserError(
                 f"--resume continues a run with its own corpus, model and tokenizer; drop {', '.join(given)}"
             )
+    if args.corpus is None and args.watch not in (None, WATCH_DEFAULT) and Path(args.watch).is_file():
+        raise UserError(f"--watch took {args.watch!r} as the text to watch; put FILE before --watch, or --watch=TEXT")
     if args.vocab is not None and (args.tokenizer or DEFAULTS["tokenizer"]) != "bpe":
         raise UserError("--vocab sets the BPE vocabulary size; add --tokenizer bpe or drop --vocab")
 
@@ -106,7 +117,12 @@ def _train_config(args: argparse.Namespace, base: Any) -> Any:
         "seed": args.seed,
         "precision": args.precision,
         "compile": args.compile,
+        "watch": args.watch,
     }
+    if args.watch == WATCH_DEFAULT:
+        from qkv.training.watch import DEFAULT_TEXT
+
+        overrides["watch"] = DEFAULT_TEXT
     data = (base or TrainConfig()).to_dict()
     data.update({k: v for k, v in overrides.items() if v is not None})
     if args.lr is not None:
@@ -215,6 +231,10 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         if (run_dir / "checkpoint").exists():
             raise UserError(f"{run_dir} already holds a checkpoint; continue it with --resume {run_dir} or pick --out")
 
+    if config.watch is not None:  # refused before the run folder is made, as any other mistake
+        from qkv.training.watch import check_watch_text
+
+        check_watch_text(config.watch, tokenizer, model_config.context)
     ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text).astype("int64"))
     train_ids, validation_ids = split_train_validation(ids, context=model_config.context)
     torch.manual_seed(config.seed)
@@ -235,6 +255,8 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         if precision == "bfloat16"
         else "precision: float32"
     )
+    if config.watch is not None:
+        say(f"watch: {config.watch!r} at the start and every {config.eval_interval} steps, in {run_dir / 'watch'}")
     if config.compile:
         say("torch.compile: the first step compiles the model (cached on disk for later runs)")
     if not args.resume and distributed.is_main:

@@ -20,7 +20,10 @@ class TrainConfig(ConfigData):
     multiplies (:mod:`qkv.training.precision`): ``"auto"`` is bfloat16 mixed precision where the hardware has
     bfloat16 matrix units and float32 elsewhere; a run records the concrete choice. ``compile`` runs the
     training step's model through :func:`torch.compile` (inductor, with its on-disk cache): the first step
-    pays for compiling, every later one is faster.
+    pays for compiling, every later one is faster. ``watch`` is a text whose attention is stored at the start
+    and at every validation (:mod:`qkv.training.watch`; ``None``: nothing is watched); it must fit the
+    model's context and use only characters its tokenizer knows, which :func:`~qkv.training.train` checks
+    before the first step.
     """
 
     steps: int = 2000
@@ -38,6 +41,7 @@ class TrainConfig(ConfigData):
     seed: int = 1337
     precision: Precision = "auto"
     compile: bool = False
+    watch: str | None = None
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -61,5 +65,7 @@ class TrainConfig(ConfigData):
         for field in ("beta1", "beta2"):
             if not 0 <= getattr(self, field) < 1:
                 raise ConfigError(f"{name}.{field} must be in [0, 1), got {getattr(self, field)}")
+        if self.watch is not None and not self.watch.strip():
+            raise ConfigError(f"{name}.watch must be a text to watch (or None), got {self.watch!r}")
         if not self.grad_clip > 0:
             raise ConfigError(f"{name}.grad_clip must be positive, got {self.grad_clip}")
