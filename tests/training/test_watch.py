@@ -9,6 +9,9 @@ import contextlib
 import io
 import itertools
 import json
+import os
+import subprocess
+import sys
 from dataclasses import replace
 from pathlib import Path
 
@@ -27,6 +30,7 @@ from qkv.training.watch import DEFAULT_TEXT, Watch, kept_steps, read_snapshots, 
 
 from .conftest import QUICK, Tiny, small_text
 
+TORCHRUN = Path(sys.executable).parent / "torchrun"
 TEXT = "the lazy dog"  # 12 characters of the tiny corpus; its context is 16
 WATCHED = replace(QUICK, watch=TEXT)
 
@@ -264,3 +268,35 @@ def test_the_cli_says_when_watch_took_the_corpus_as_its_text(tmp_path: Path) -> 
     corpus = write_corpus(tmp_path / "words.txt")
     code, err = run_cli(["train", "--watch", str(corpus), "--steps", "2"])
     assert code == 2 and "put FILE before --watch, or --watch=TEXT" in err
+
+
+def test_a_watch_that_does_not_write_only_checks_the_text(tiny: Tiny, tmp_path: Path) -> None:
+    watch = Watch(TEXT, tiny.model(), tiny.tokenizer_json, tmp_path, interval=3, writes=False)  # ranks 1, 2, …
+    watch.start(0)
+    assert watch.snapshot(3) is None and list(tmp_path.iterdir()) == []
+    with pytest.raises(InputError, match="at most 16"):
+        Watch(TEXT * 2, tiny.model(), tiny.tokenizer_json, tmp_path, interval=3, writes=False)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not TORCHRUN.exists(), reason="torchrun is not installed beside this Python")
+def test_under_torchrun_the_run_is_watched_as_in_one_process(tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "words.txt")
+    arguments = [str(corpus), "--preset", "tiny", "--context", "16", "--steps", "4", "--eval-interval", "2"]
+    arguments += ["--seed", "3", "--precision", "float32", "--watch", TEXT]
+    assert run_cli(["train", *arguments, "--out", str(tmp_path / "one")])[0] == 0
+    command = [str(TORCHRUN), "--standalone", "--nproc_per_node", "2", "-m", "qkv", "train", *arguments]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    two = subprocess.run(
+        [*command, "--out", str(tmp_path / "two")], capture_output=True, text=True, timeout=180, env=environment
+    )
+    assert two.returncode == 0, two.stderr[-3000:]
+    one, both = read_snapshots(tmp_path / "one"), read_snapshots(tmp_path / "two")
+    assert [record["step"] for record in both] == [record["step"] for record in one] == [0, 2, 4]
+    for a, b in zip(one, both, strict=True):
+        assert np.abs(stored(a).astype(int) - stored(b).astype(int)).max() <= 1
+    assert sorted(path.name for path in (tmp_path / "two" / "watch").iterdir()) == [
+        "step-000000.json",
+        "step-000002.json",
+        "step-000004.json",
+    ]  # no stray temporary files from a second writer
