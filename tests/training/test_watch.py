@@ -133,6 +133,15 @@ def test_a_resumed_run_appends_the_same_snapshots(
         assert difference.max() <= 1  # resuming reproduces the weights to ~1e-6, so a cell may round apart
 
 
+def test_a_run_resumed_with_watch_starts_watching_where_it_resumes(tiny: Tiny, tmp_path: Path) -> None:
+    tiny.train(tiny.model(), tmp_path, QUICK)  # no watch: snapshots start with the resume
+    checkpoint = load_checkpoint(tmp_path)
+    model = Transformer(checkpoint.model_config)
+    load_weights(model, checkpoint)
+    tiny.train(model, tmp_path, replace(WATCHED, steps=10), resume=checkpoint)
+    assert list(snapshot_steps(tmp_path)) == [8, 9, 10]
+
+
 def test_a_resume_refuses_to_mix_another_text_into_the_snapshots(tiny: Tiny, watched: tuple[Transformer, Path]) -> None:
     _, run = watched
     checkpoint = load_checkpoint(run)
