@@ -44,7 +44,15 @@ CHROMIUM_ARGS = [
 ]
 SCREENSHOTS = Path(os.environ.get("QKV_SCREENSHOTS", str(ROOT / "build" / "explorer")))
 # The ones docs/explorer.md shows: only these are written when QKV_SCREENSHOTS names the docs' folder.
-DOCUMENTED = {"build-part1", "build-keys", "build-positions", "inspect", "inspect-sorted", "generate", "training"}
+DOCUMENTED = {
+    "build-part1",
+    "build-keys",
+    "build-positions",
+    "inspect",
+    "inspect-sorted",
+    "generate",
+    "training",
+}
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 SENTENCE = "The cat sat on the mat because it was tired"
 FRAME_MS = 16.0
@@ -82,6 +90,35 @@ def make_run(folder: Path) -> None:
     save_checkpoint(folder, model=model, model_config=config, tokenizer_json=tokenizer.to_json(), progress=progress)
 
 
+WATCH_TEXT = "the cat sits on the mat"
+
+
+def make_watched_run(folder: Path) -> None:
+    """A run trained for 6 steps by ``qkv.training.train`` with ``watch``: snapshots at steps 0, 2, 4 and 6."""
+    import torch
+
+    from qkv.model import Transformer, preset
+    from qkv.text.tokenizers import CharTokenizer
+    from qkv.training import TrainConfig, train
+
+    corpus = "the quick brown fox jumps over the lazy dog. a cat sits on the mat.\n" * 20
+    tokenizer = CharTokenizer.train(corpus)
+    config = preset("tiny", vocab_size=tokenizer.vocab_size, context=32)
+    ids = torch.tensor(tokenizer.encode(corpus))
+    torch.manual_seed(7)
+    train(
+        Transformer(config),
+        model_config=config,
+        tokenizer_json=tokenizer.to_json(),
+        train_ids=ids[:1000],
+        validation_ids=ids[1000:],
+        config=TrainConfig(
+            steps=6, batch_size=2, eval_interval=2, eval_batches=1, learning_rate=1e-2, watch=WATCH_TEXT
+        ),
+        run_dir=folder,
+    )
+
+
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app on a free loopback port; yields its base URL."""
@@ -94,6 +131,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
     runs = tmp_path_factory.mktemp("browser-runs")
     make_run(runs / "demo")
+    make_watched_run(runs / "watched")
     app = create_app(ServeConfig(runs=runs))
     config = uvicorn.Config(app, host="127.0.0.1", port=0, log_level="warning", lifespan="off")
     uvicorn_server = uvicorn.Server(config)
@@ -534,6 +572,56 @@ def test_training_shows_the_loss_and_says_when_there_are_no_traces(watched: Watc
     screenshot(page, "training")
 
 
+def test_training_plays_the_snapshots_of_a_watched_run(watched: Watched, server: str) -> None:
+    traces = get_json(f"{server}/api/runs/watched/training")["traces"]
+    assert [trace["step"] for trace in traces] == [0, 2, 4, 6]
+    page = open_view(watched, server, "view=training&run=watched")
+    page.wait_for_selector("#training-grid canvas")
+    assert page.get_attribute("#training-frame", "max") == str(len(traces) - 1)
+    assert WATCH_TEXT in (page.text_content("#training-text") or "")
+    viridis = page.evaluate("import('/static/viridis.js').then((m) => Array.from(m.VIRIDIS))")
+    markers = []
+
+    def assert_grid_shows(index: int) -> None:
+        """Every canvas of the grid is its head's thumbnail of snapshot ``index``, through viridis."""
+        trace = traces[index]
+        n = trace["thumbs"]["size"]
+        data = base64.b64decode(trace["thumbs"]["data"])
+        shown = page.evaluate(
+            """() => [...document.querySelectorAll('#training-grid [role=gridcell]')].map((cell) => {
+                const canvas = cell.querySelector('canvas');
+                const pixels = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+                return {layer: +cell.dataset.layer, head: +cell.dataset.head, rgb: Array.from(pixels)
+                        .filter((_, i) => i % 4 !== 3)};
+            })"""
+        )
+        assert len(shown) == trace["layers"] * trace["heads"]
+        for cell in shown:
+            start = (cell["layer"] * trace["heads"] + cell["head"]) * n * n
+            expected = [viridis[3 * byte + c] for byte in data[start : start + n * n] for c in range(3)]
+            assert cell["rgb"] == expected, f"frame {index}, layer {cell['layer']} head {cell['head']}"
+        label = page.text_content("#training-frame-value") or ""
+        assert f"step {trace['step']} ({index + 1} / {len(traces)})" in label
+        assert f"frame={index}" in page.evaluate("location.hash")
+        markers.append(float(page.get_attribute("#training-marker", "x1") or "nan"))
+
+    assert_grid_shows(0)
+    page.focus("#training-frame")
+    for index in range(1, len(traces)):
+        page.keyboard.press("ArrowRight")  # the slider, as a reader moves it
+        assert_grid_shows(index)
+    assert markers == sorted(markers) and len(set(markers)) == len(traces)  # the marker walks along the curve
+    assert traces[0]["thumbs"]["data"] != traces[-1]["thumbs"]["data"]  # and the heads did change
+    page.keyboard.press("Home")
+    assert_grid_shows(0)
+    page.click("#training-play")
+    page.wait_for_function(f"() => document.querySelector('#training-frame').value === '{len(traces) - 1}'")
+    page.wait_for_function("() => document.querySelector('#training-play').textContent === 'Play'")
+    assert_grid_shows(len(traces) - 1)
+    no_error_line(page)
+    screenshot(page, "training-watch")
+
+
 # -- languages, accessibility ------------------------------------------------------------------------------
 
 
@@ -557,6 +645,7 @@ AXE_VIEWS = {
     + urllib.parse.urlencode({"model": "minilm", "text": SENTENCE, "color": "entropy", "qk": 1}),
     "generate": "view=generate",
     "training": "view=training&run=demo",
+    "training-watch": "view=training&run=watched",
 }
 
 

@@ -37,6 +37,9 @@ def causal_presets() -> dict[str, Any]:
     return {name: c for name, c in {**PRESETS, **FAMILIES}.items() if c.causal and c.lm_head}
 
 
+WATCH_DEFAULT = "\0article"  # --watch without TEXT: qkv.training.watch.DEFAULT_TEXT (imported with torch, later)
+
+
 def parse_duration(text: str) -> float:
     """``"90"``, ``"90s"``, ``"10m"``, ``"1h30m"`` → seconds."""
     match = re.fullmatch(r"\s*(?:(\d+(?:\.\d+)?)h)?\s*(?:(\d+(?:\.\d+)?)m)?\s*(?:(\d+(?:\.\d+)?)s?)?\s*", text)
@@ -118,6 +121,14 @@ def register(subparsers: Any) -> None:
     run_options.add_argument(
         "--out", metavar="DIR", help="run directory (default runs/NAME-TIME; runs/latest points to it)"
     )
+    run_options.add_argument(
+        "--watch",
+        nargs="?",
+        const=WATCH_DEFAULT,
+        metavar="TEXT",
+        help="store TEXT's attention (every head) at the start and at each validation, beside the checkpoint, for "
+        "qkv serve's Training view (default TEXT: the article's sentence); a resumed run keeps watching its text",
+    )
     run_options.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
     parser.set_defaults(handler=run, flag_names=names)
 
@@ -137,6 +148,8 @@ def _contradictions(args: argparse.Namespace) -> None:
             raise UserError(
                 f"--resume continues a run with its own corpus, model and tokenizer; drop {', '.join(given)}"
             )
+    if args.corpus is None and args.watch not in (None, WATCH_DEFAULT) and Path(args.watch).is_file():
+        raise UserError(f"--watch took {args.watch!r} as the text to watch; put FILE before --watch, or --watch=TEXT")
     if args.vocab is not None and (args.tokenizer or DEFAULT_TOKENIZER) != "bpe":
         raise UserError("--vocab sets the BPE vocabulary size; add --tokenizer bpe or drop --vocab")
 
@@ -166,6 +179,13 @@ def _train_config(args: argparse.Namespace, base: Any) -> Any:
     from qkv.training.config import TrainConfig
 
     given = config_values(args, TRAIN_FLAGS)
+    if args.watch is not None:
+        if args.watch == WATCH_DEFAULT:
+            from qkv.training.watch import DEFAULT_TEXT
+
+            given["watch"] = DEFAULT_TEXT
+        else:
+            given["watch"] = args.watch
     data = (base or TrainConfig()).to_dict()
     data.update(given)
     if "learning_rate" in given:
@@ -316,6 +336,10 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         if (run_dir / "checkpoint").exists():
             raise UserError(f"{run_dir} already holds a checkpoint; continue it with --resume {run_dir} or pick --out")
 
+    if config.watch is not None:  # refused before the run folder is made, as any other mistake
+        from qkv.training.watch import check_watch_text
+
+        check_watch_text(config.watch, tokenizer, model_config.context)
     ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text).astype("int64"))
     train_ids, validation_ids = split_train_validation(ids, context=model_config.context)
     torch.manual_seed(config.seed)
@@ -344,6 +368,8 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         if precision == "bfloat16"
         else "precision: float32"
     )
+    if config.watch is not None:
+        say(f"watch: {config.watch!r} at the start and every {config.eval_interval} steps, in {run_dir / 'watch'}")
     if config.compile:
         say("torch.compile: the first step compiles the model (cached on disk for later runs)")
     if not args.resume and distributed.is_main:

@@ -8,6 +8,8 @@ them has to re-implement another's to obey the layering.
   and the token/word helpers (``token_labels``, ``word_spans``, ``word_weights``);
 - :mod:`qkv.data.metrics` — numbers that describe a head from its weights (entropy, attended distance,
   asymmetry, sink share, the strongest arrows);
+- :mod:`qkv.data.thumbnails` — every head's weights as a small uint8 picture (the explorer's overview and
+  ``qkv train --watch`` store the same ones);
 - :mod:`qkv.data.registry` — the known pretrained models, the packages that carry them, the sha256 each
   weights file must have, and what a weights file is from its first bytes (imports no PyTorch);
 - :mod:`qkv.data.tensors` — named tensors (or rows of one) read from a safetensors file.

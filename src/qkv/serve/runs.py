@@ -13,10 +13,7 @@ import json
 import math
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
-
-if TYPE_CHECKING:
-    pass
+from typing import Any
 
 __all__ = ["MAX_RUNS", "PREFIX", "RunInfo", "find_runs", "training_data", "watch_traces"]
 
@@ -119,5 +116,10 @@ def _points(pairs: Any) -> list[tuple[int, float]]:
 
 
 def watch_traces(path: Path) -> list[dict[str, Any]]:
-    """The traces ``qkv train --watch`` stores during training, once it does: none yet."""
-    return []
+    """The snapshots ``qkv train --watch`` stored in ``RUN/watch/``, by step: ``{"step", "tokens", "layers",
+    "heads", "thumbs", "metrics"}`` each. Their thumbnails are the overview's (:mod:`qkv.data.thumbnails`) and
+    pass through as stored; a damaged file is skipped (:func:`qkv.training.watch.read_snapshots`)."""
+    from qkv.training.watch import read_snapshots  # imports PyTorch: only when a run's training is asked for
+
+    keys = ("step", "tokens", "layers", "heads", "thumbs", "metrics")
+    return [{key: record[key] for key in keys} for record in read_snapshots(path)]

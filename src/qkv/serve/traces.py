@@ -20,6 +20,7 @@ import torch
 import torch.nn.functional as F
 
 from qkv.data.metrics import head_metrics
+from qkv.data.thumbnails import THUMB_SIZE, thumbnails
 from qkv.data.trace import AttentionTrace
 from qkv.inspection.trace import trace
 from qkv.serve.config import Limits
@@ -38,8 +39,6 @@ __all__ = [
     "significant",
     "thumbnails",
 ]
-
-THUMB_SIZE = 64  # a thumbnail is at most THUMB_SIZE × THUMB_SIZE cells
 
 
 @dataclass(frozen=True, eq=False)
@@ -87,17 +86,6 @@ def _rounded(value: Any, digits: int) -> Any:
     if isinstance(value, list):
         return [_rounded(item, digits) for item in value]
     return float(f"{value:.{digits}g}")
-
-
-def thumbnails(weights: Tensor, size: int = THUMB_SIZE) -> dict[str, Any]:
-    """Every head's weights ``(L, H, T, S)`` as ``n × n`` cells (``n = min(T, size)``, each the largest weight
-    it covers), scaled so each head's largest cell is 255: uint8, row-major, base64."""
-    L, H, T, S = weights.shape
-    n = min(T, size)
-    pooled = F.adaptive_max_pool2d(weights.reshape(L * H, 1, T, S).float(), n)  # (L·H, 1, n, n)
-    peaks = pooled.amax(dim=(1, 2, 3), keepdim=True).clamp(min=torch.finfo(torch.float32).tiny)  # (L·H, 1, 1, 1)
-    cells = (pooled / peaks * 255).round().to(torch.uint8)  # (L·H, 1, n, n)
-    return {"size": n, "data": base64.b64encode(cells.contiguous().numpy().tobytes()).decode("ascii")}
 
 
 def overview(entry: TraceEntry) -> dict[str, Any]:

@@ -29,7 +29,10 @@ class TrainConfig(ConfigData):
     multiplies (:mod:`qkv.training.precision`): ``"auto"`` is bfloat16 mixed precision where the hardware has
     bfloat16 matrix units and float32 elsewhere; a run records the concrete choice. ``compile`` runs the
     training step's model through :func:`torch.compile` (inductor, with its on-disk cache): the first step
-    pays for compiling, every later one is faster.
+    pays for compiling, every later one is faster. ``watch`` is a text whose attention is stored at the start
+    and at every validation (:mod:`qkv.training.watch`; ``None``: nothing is watched); it must fit the
+    model's context and use only characters its tokenizer knows, which :func:`~qkv.training.train` checks
+    before the first step.
     """
 
     steps: int = 2000
@@ -67,6 +70,9 @@ class TrainConfig(ConfigData):
     schedule_steps: int | None = None
     """the step at which the cosine decay reaches the floor (None: at steps); a resume that changes steps keeps
     the run's, so the steps already planned follow the same schedule and any beyond it train at the floor"""
+    watch: str | None = None
+    """store this text's attention (every head) at the start and at each validation, beside the checkpoint, for
+    qkv serve's Training view"""
 
     def __post_init__(self) -> None:
         name = type(self).__name__
@@ -92,6 +98,8 @@ class TrainConfig(ConfigData):
         for field in ("beta1", "beta2"):
             if not 0 <= getattr(self, field) < 1:
                 raise ConfigError(f"{name}.{field} must be in [0, 1), got {getattr(self, field)}")
+        if self.watch is not None and not self.watch.strip():
+            raise ConfigError(f"{name}.watch must be a text to watch (or None), got {self.watch!r}")
         if not self.grad_clip > 0:
             raise ConfigError(f"{name}.grad_clip must be positive, got {self.grad_clip}")
 

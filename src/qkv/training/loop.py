@@ -3,6 +3,7 @@
 The loop reports what happens through ``on_event`` (a progress bar in the CLI, a list in tests) and never
 prints. It stops at ``steps`` or ``time_limit``, checkpoints at every validation and at the end, saves and
 stops cleanly on Ctrl-C, and stops with the step and the last good checkpoint named if the loss is not finite.
+With ``config.watch``, a text's attention is stored at the start and at every validation (:mod:`.watch`).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from qkv.training.data import get_batch
 from qkv.training.distributed import Distributed
 from qkv.training.precision import mixed_precision, resolve_precision
 from qkv.training.schedule import learning_rate
+from qkv.training.watch import Watch
 
 __all__ = [
     "CompileFailed",
@@ -202,6 +204,12 @@ def train(
     if resume is not None:
         restore_training_state(resume, optimizer, {"batches": batches})
         progress = resume.progress
+    watch = None
+    if config.watch is not None:  # the text is checked on every rank; only rank 0 writes the snapshots
+        watch = Watch(
+            config.watch, model, tokenizer_json, run_dir, interval=config.eval_interval, writes=distributed.is_main
+        )
+        watch.start(progress.step)
     replica: nn.Module = model
     if distributed.enabled:
         replica = torch.nn.parallel.DistributedDataParallel(model)
@@ -231,6 +239,8 @@ def train(
         validation = estimate_loss(model, validation_ids, config, context)
         progress.validation_losses.append((progress.step, validation))
         report(TrainEvent("validation", progress.step, config.steps, loss=validation))
+        if watch is not None:
+            watch.snapshot(progress.step)
 
     last_good: Path | None = resume.path if resume is not None else None
     saved_step = progress.step if resume is not None else -1

@@ -7,14 +7,16 @@ import { css, drawBytes, viridis } from "./heatmap.js";
 export class HeadGrid {
   /**
    * container: the element to fill. onPreview(cell | null): a head is hovered or focused (null: none is).
-   * onLock(cell): a head is clicked or Enter is pressed. label(cell): its accessible name.
+   * onLock(cell): a head is clicked or Enter is pressed. label(cell): its accessible name. maxSide: the
+   * largest side of a thumbnail in CSS pixels (it shrinks to fit many heads in a row).
    */
-  constructor(container, { onPreview, onLock, label, ariaLabel }) {
+  constructor(container, { onPreview, onLock, label, ariaLabel, maxSide = 44 }) {
     this.container = container;
     this.onPreview = onPreview || (() => {});
     this.onLock = onLock || (() => {});
     this.label = label;
     this.ariaLabel = ariaLabel;
+    this.maxSide = maxSide;
     this.cells = []; // in display order: {layer, index, head, element, canvas}
     this.active = 0;
     this.locked = null;
@@ -42,7 +44,7 @@ export class HeadGrid {
     }
     this.columns = heads;
     this.cells = [];
-    const side = `${Math.max(22, Math.min(44, Math.floor(600 / heads) - 8))}px`;
+    const side = `${Math.max(22, Math.min(this.maxSide, Math.floor(600 / heads) - 8))}px`;
     for (let start = 0; start < order.length; start += heads) {
       const row = h("div", { role: "row" });
       if (!(sortBy && metric)) row.append(h("span", { class: "row-label", "aria-hidden": "true" }, `L${order[start].layer}`));

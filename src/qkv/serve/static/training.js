@@ -84,9 +84,17 @@ function drawLoss() {
     $("training-loss-caption").textContent = t("training.no_loss");
     return;
   }
-  const values = [...loss, ...val.filter((v) => v !== null)];
-  const [low, high] = [Math.min(...values), Math.max(...values)];
-  const [first, last] = [steps[0], steps[steps.length - 1]];
+  // Loops, not Math.min(...values): a long run's tens of thousands of points overflow the argument list.
+  let [low, high] = [Infinity, -Infinity];
+  for (const v of [loss, val].flat()) {
+    if (v === null || v === undefined) continue;
+    low = Math.min(low, v);
+    high = Math.max(high, v);
+  }
+  // The axis spans the snapshots too: the first is the untrained model's, at step 0, before any loss.
+  const snapshots = record.traces.map((trace) => trace.step);
+  const first = Math.min(steps[0], ...snapshots.slice(0, 1));
+  const last = Math.max(steps[steps.length - 1], ...snapshots.slice(-1));
   const x = (step) => pad.left + ((step - first) / (last - first || 1)) * (width - pad.left - pad.right);
   const y = (v) => pad.top + (1 - (v - low) / (high - low || 1)) * (height - pad.top - pad.bottom);
   svg.append(
@@ -117,10 +125,12 @@ function frame(index) {
   $("training-frame").value = String(index);
   $("training-frame-value").textContent = t("training.frame", { step: trace.step, index: index + 1, count: record.traces.length });
   setState({ frame: index });
+  $("training-text").textContent = t("training.text", { text: trace.tokens.join("") });
   const layers = Array.from({ length: trace.layers }, (_, i) => i);
   const thumbs = { size: trace.thumbs.size, data: trace.bytes };
   if (!grid || grid.shape !== `${trace.layers}x${trace.heads}x${trace.thumbs.size}`) {
     grid = new HeadGrid($("training-grid"), {
+      maxSide: 132, // a snapshot is the whole view: larger thumbnails than Inspect's show a head's pattern
       ariaLabel: t("training.grid_label"),
       label: (cell) => t("inspect.cell", { layer: cell.layer, head: cell.head }),
     });
