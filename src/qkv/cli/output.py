@@ -6,9 +6,12 @@ with one line, and never leave a half-written file.
 
 from __future__ import annotations
 
+import io
 import os
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import BinaryIO
 
 from qkv.cli.errors import UserError
 
@@ -26,8 +29,31 @@ def check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: permission denied")
 
 
-def emit(output: str | None, content: str | bytes) -> None:
-    """Write to ``output`` (atomically, then say so on stderr), or to stdout when there is none."""
+def emit(output: str | None, content: str | bytes | Callable[[BinaryIO], None]) -> None:
+    """Write to ``output`` (atomically, then say so on stderr), or to stdout when there is none. ``content`` may be
+    a function that writes UTF-8 into a binary file piece by piece (a large trace's JSON): then the whole text is
+    never in memory at once."""
+    if callable(content):
+        if output is None:
+            binary = getattr(sys.stdout, "buffer", None)
+            if binary is None:  # a text-only stdout (redirected in a test): gather the pieces
+                gathered = io.BytesIO()
+                content(gathered)
+                sys.stdout.write(gathered.getvalue().decode("utf-8"))
+                return
+            sys.stdout.flush()
+            content(binary)
+            binary.flush()
+            return
+        from qkv.files import open_atomically
+
+        try:
+            with open_atomically(output) as file:
+                content(file)
+        except OSError as error:
+            raise UserError(f"cannot write {output}: {error.strerror or error}") from None
+        print(f"wrote {output}", file=sys.stderr)
+        return
     data = content.encode("utf-8") if isinstance(content, str) else content
     if output is None:
         sys.stdout.write(data.decode("utf-8"))
