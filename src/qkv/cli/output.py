@@ -6,12 +6,10 @@ with one line, and never leave a half-written file.
 
 from __future__ import annotations
 
-import io
 import os
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
+from typing import TYPE_CHECKING
 
 from qkv.cli.errors import UserError
 
@@ -29,6 +27,11 @@ def check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: permission denied")
 
 
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
+
+
 def emit(output: str | None, content: str | bytes | Callable[[BinaryIO], None]) -> None:
     """Write to ``output`` (atomically, then say so on stderr), or to stdout when there is none. ``content`` may be
     a function that writes UTF-8 into a binary file piece by piece (a large trace's JSON): then the whole text is
@@ -37,6 +40,8 @@ def emit(output: str | None, content: str | bytes | Callable[[BinaryIO], None]) 
         if output is None:
             binary = getattr(sys.stdout, "buffer", None)
             if binary is None:  # a text-only stdout (redirected in a test): gather the pieces
+                import io
+
                 gathered = io.BytesIO()
                 content(gathered)
                 sys.stdout.write(gathered.getvalue().decode("utf-8"))
