@@ -64,6 +64,8 @@ def test_the_streamed_json_is_byte_for_byte_one_json_dumps_of_the_document(
     written = io.BytesIO()
     trace.write_json(written)
     assert written.getvalue() == expected.encode("utf-8")
+    one_token = AttentionTrace(torch.rand(5, 3, 1, 1), ("a",), (0, 1, 2, 3, 4), "a")  # blocks of 4 bytes
+    assert one_token.to_json() == expected_document(one_token)
 
 
 @pytest.mark.parametrize(
@@ -136,6 +138,11 @@ def test_damaged_weights_are_one_input_error_naming_the_file(
     path.write_text(damaged(change), encoding="utf-8")
     with pytest.raises(InputError, match=rf"{path} is a damaged qkv attention trace \(.+\)"):
         AttentionTrace.load(path)
+
+
+def test_bytes_that_are_not_utf8_are_not_json() -> None:
+    with pytest.raises(InputError, match="the trace is not JSON"):
+        AttentionTrace.from_json(b"\xff\xfe{")
 
 
 def test_saving_replaces_the_file_whole_or_not_at_all(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

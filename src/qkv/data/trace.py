@@ -260,7 +260,7 @@ def _decode_float32(encoded: object, shape: tuple[int, ...]) -> Tensor:
 def _parse(document: str | bytes, source: str) -> object:
     try:
         return json.loads(document)
-    except json.JSONDecodeError as error:
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise InputError(f"{source} is not JSON ({error})") from None
 
 
