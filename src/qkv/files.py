@@ -4,26 +4,38 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import BinaryIO
 
-__all__ = ["write_atomically"]
+__all__ = ["open_atomically", "write_atomically"]
 
 
 def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> Path:
     """Write ``data`` (text as UTF-8, ``\\n`` line ends) beside ``path`` and rename it into place, with the
     permissions a plain ``open`` would give (``mkstemp`` makes its files private). The folder must exist."""
-    target = Path(path)
     content = data.encode("utf-8") if isinstance(data, str) else data
+    with open_atomically(path) as file:
+        file.write(content)
+    return Path(path)
+
+
+@contextmanager
+def open_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
+    """A binary file beside ``path`` to write piece by piece (a large document need never be whole in memory);
+    it is renamed into place when the block ends, and removed instead if the block raises. Permissions and the
+    folder as for :func:`write_atomically`."""
+    target = Path(path)
     handle, temporary = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(content)
+            yield file
         os.chmod(temporary, target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_umask())
         os.replace(temporary, target)
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
-    return target
 
 
 def _umask() -> int:

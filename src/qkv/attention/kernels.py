@@ -15,8 +15,16 @@ Both follow the same conventions and are proven equal, outputs and gradients, by
   so query ``t`` sees keys ``0 … t + S - T``.
 * ``bias`` is an optional float term added to the scores (ALiBi's distance penalty), broadcastable to
   ``(B, H, T, S)``. It is not a mask: masks are boolean.
-* A query that is allowed to see no key at all gets an output of **zero** (and weights of zero), on both
-  paths: never NaN.
+* ``queries``, ``keys`` and ``values`` share one floating-point dtype and one device; ``bias`` has that dtype
+  too, and ``mask`` and ``bias`` live on that device. Anything else is an :class:`InputError` naming the
+  tensors, raised before PyTorch can raise a vaguer one (or, across devices, quietly copy).
+* **A query that may see no key at all** gets an output of **zero** (and weights of zero), on both paths:
+  never NaN, whatever its own vector or the keys and values hold.
+* **NaN in, NaN out**, on both paths: a NaN in a query, or in a key that query may see, makes its whole output
+  NaN; a NaN in a value it may see comes out in the components that value is read into. The fully-masked rule
+  above comes first. Whether a NaN at a position the query may *not* see reaches it depends on the kernel (a
+  hidden value meets a zero weight, and 0 × NaN is NaN): do not rely on it either way. Nothing is checked for
+  NaN: it flows through.
 
 Which path :func:`attend` takes is one setting, ``"fused"`` (the default) or ``"exact"``: :func:`use` sets it
 for the whole process, ``with implementation(name):`` for the code inside the block (a context variable, so
@@ -35,7 +43,7 @@ import torch
 import torch.nn.functional as F
 
 from qkv.attention import masks
-from qkv.errors import check_choice
+from qkv.errors import InputError, check_choice
 from qkv.shapes import ShapeError, Tensor, describe, require_rank
 
 __all__ = [
@@ -60,12 +68,53 @@ _within: ContextVar[Implementation | None] = ContextVar("qkv.attention.implement
 # reads this too).
 SDPA_HAS_GQA = tuple(int(part) for part in torch.__version__.split(".")[:2]) >= (2, 5)
 
+# PyTorch's CPU flash kernel takes a row's maximum score with a scalar std::max for the keys that do not fill a
+# whole vector register, and std::max drops NaN: a row of fewer keys than one register holds (16 floats with
+# AVX-512) whose scores are all NaN then looks fully masked and comes out as zeros. The kernel's masked variant
+# reduces with a NaN-keeping maximum, so rows shorter than this take it (a no-op mask; they are cheap anyway).
+_SHORT_ROW = 16
+
+_ONE_DTYPE = "attention needs floating-point queries, keys and values of one dtype"
+
+
+def _check_dtypes_and_devices(queries: Tensor, keys: Tensor, values: Tensor) -> None:
+    """Raise one :class:`InputError` naming the tensors whose dtype or device differs; a few comparisons."""
+    dtype, device = queries.dtype, queries.device
+    if (
+        dtype.is_floating_point
+        and keys.dtype is dtype  # dtypes are singletons
+        and values.dtype is dtype
+        and keys.device == device
+        and values.device == device
+    ):
+        return
+    named = (("queries", queries), ("keys", keys), ("values", values))
+    not_float = [f"{name} are {_name(t.dtype)}" for name, t in named if not t.is_floating_point()]
+    if not_float:
+        raise InputError(f"{', '.join(not_float)}; {_ONE_DTYPE} (convert with .float() or .to(queries.dtype))")
+    differ = [f"{name} are {_name(t.dtype)}" for name, t in named[1:] if t.dtype != dtype]
+    if differ:
+        raise InputError(
+            f"queries are {_name(dtype)} but {', '.join(differ)}; {_ONE_DTYPE} (convert with .to(queries.dtype))"
+        )
+    elsewhere = [f"{name} are on {t.device}" for name, t in named[1:] if t.device != device]
+    raise InputError(
+        f"queries are on {device} but {', '.join(elsewhere)}; attention needs queries, keys and values on one "
+        "device (move them with .to(queries.device))"
+    )
+
+
+def _name(dtype: torch.dtype) -> str:
+    return str(dtype).removeprefix("torch.")
+
 
 def _check(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, bias: Tensor | None) -> None:
-    """Raise one clear :class:`ShapeError` naming every shape involved, before PyTorch raises a vague one."""
+    """Raise one clear :class:`ShapeError` naming every shape involved (or :class:`InputError` naming the dtypes
+    or devices), before PyTorch raises a vague one. Only metadata is read: this runs on every call."""
     require_rank("queries", queries, "BHTK")
     require_rank("keys", keys, "BGSK")
     require_rank("values", values, "BGSK")
+    _check_dtypes_and_devices(queries, keys, values)
     B, H, T, K = queries.shape
 
     def shapes(*names: str) -> str:  # described only when an error is raised: this runs on every call
@@ -95,6 +144,16 @@ def _check(queries: Tensor, keys: Tensor, values: Tensor, mask: Tensor | None, b
             raise ShapeError(f"{name} is on {extra.device} but queries are on {queries.device}; move it there")
         if name == "mask" and extra.dtype != torch.bool:
             raise ShapeError(f"mask must be boolean (True where attention is allowed), got dtype {extra.dtype}")
+        if name == "bias" and extra.dtype != queries.dtype:
+            if not extra.is_floating_point():
+                raise InputError(
+                    f"bias is {_name(extra.dtype)}; bias is a float term added to the scores, in the queries' dtype "
+                    f"({_name(queries.dtype)}). To hide keys, pass booleans (True where allowed) as mask="
+                )
+            raise InputError(
+                f"bias is {_name(extra.dtype)} but queries are {_name(queries.dtype)}; bias must have the queries' "
+                "dtype (convert it with .to(queries.dtype))"
+            )
         try:
             torch.broadcast_shapes(extra.shape, (B, H, T, S))
         except RuntimeError:
@@ -141,12 +200,17 @@ def exact_attention(
         scores = scores.masked_fill_(~allowed, float("-inf"))
     weights = torch.softmax(scores, dim=-1)  # (B, H, T, S), each row sums to 1
     del scores
+    sees_something: Tensor | None = None  # (…, T, 1), set only when some row sees no key at all
     if allowed is not None:
-        # A row with every key hidden is all -inf and softmax gives NaN there: define it as zero weight.
         sees_something = allowed.any(dim=-1, keepdim=True)
-        if not bool(sees_something.all()):
-            weights = torch.where(sees_something, weights, torch.zeros((), dtype=weights.dtype))
+        if bool(sees_something.all()):
+            sees_something = None
+    if sees_something is not None:
+        # A row with every key hidden is all -inf and softmax gives NaN there: define it as zero weight.
+        weights = torch.where(sees_something, weights, torch.zeros((), dtype=weights.dtype))
     output = weights @ values  # (B, H, T, K_v): each query's weighted sum of values
+    if sees_something is not None:  # and zero output, even where a NaN value meets a zero weight (0 × NaN is NaN)
+        output = torch.where(sees_something, output, torch.zeros((), dtype=output.dtype))
     return output, weights
 
 
@@ -176,6 +240,10 @@ def fused_attention(
     attn_mask: Tensor | None = allowed
     if bias is not None:
         attn_mask = bias if allowed is None else bias.masked_fill(~allowed, float("-inf"))
+    if attn_mask is None and S < _SHORT_ROW:  # keep NaN in short rows (see _SHORT_ROW): the masked variant
+        # Additive and in the queries' dtype, so the kernel need not convert it: -inf above the diagonal (T == S).
+        attn_mask = queries.new_full((T, S), float("-inf")).triu_(1) if is_causal else queries.new_zeros(1, 1)
+        is_causal = False
 
     if G != H and not SDPA_HAS_GQA:  # PyTorch < 2.5: expand the shared heads by hand
         keys = keys.repeat_interleave(H // G, dim=1)  # (B, H, S, K)

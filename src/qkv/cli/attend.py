@@ -24,7 +24,7 @@ import argparse
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from qkv.cli.errors import UserError, resolve_index
 from qkv.cli.output import check_writable, emit
@@ -112,7 +112,12 @@ def run(args: argparse.Namespace) -> int:
 
         emit(args.output, trace_html(result, layer=layer, head=args.head))
     else:
-        emit(args.output, result.to_json() + "\n")
+
+        def write_json(file: BinaryIO) -> None:  # streamed: a large trace's JSON is never whole in memory
+            result.write_json(file)
+            file.write(b"\n")
+
+        emit(args.output, write_json)
     return 0
 
 

@@ -13,6 +13,7 @@ import shutil
 import sys
 import textwrap
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from qkv.cli.errors import UserError
 
@@ -30,8 +31,38 @@ def check_writable(path: Path) -> None:
         raise UserError(f"cannot write {path}: permission denied")
 
 
-def emit(output: str | None, content: str | bytes) -> None:
-    """Write to ``output`` (atomically, then say so on stderr), or to stdout when there is none."""
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from typing import BinaryIO
+
+
+def emit(output: str | None, content: str | bytes | Callable[[BinaryIO], None]) -> None:
+    """Write to ``output`` (atomically, then say so on stderr), or to stdout when there is none. ``content`` may be
+    a function that writes UTF-8 into a binary file piece by piece (a large trace's JSON): then the whole text is
+    never in memory at once."""
+    if callable(content):
+        if output is None:
+            binary = getattr(sys.stdout, "buffer", None)
+            if binary is None:  # a text-only stdout (redirected in a test): gather the pieces
+                import io
+
+                gathered = io.BytesIO()
+                content(gathered)
+                sys.stdout.write(gathered.getvalue().decode("utf-8"))
+                return
+            sys.stdout.flush()
+            content(binary)
+            binary.flush()
+            return
+        from qkv.files import open_atomically
+
+        try:
+            with open_atomically(output) as file:
+                content(file)
+        except OSError as error:
+            raise UserError(f"cannot write {output}: {error.strerror or error}") from None
+        print(f"wrote {output}", file=sys.stderr)
+        return
     data = content.encode("utf-8") if isinstance(content, str) else content
     if output is None:
         sys.stdout.write(data.decode("utf-8"))

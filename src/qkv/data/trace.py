@@ -19,19 +19,22 @@ shows itself in a notebook through :func:`qkv.render.html.show` (the renderer's 
 from __future__ import annotations
 
 import base64
+import io
 import json
+import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
 
 from qkv.errors import InputError
-from qkv.files import write_atomically
+from qkv.files import open_atomically
 from qkv.shapes import Tensor
 
 __all__ = [
@@ -146,8 +149,14 @@ class AttentionTrace:
 
     def to_json(self) -> str:
         """The trace as a JSON document; weights are float32, little-endian, base64 (exact, and 4/3 of the
-        binary size)."""
-        array = self.weights.detach().to(torch.float32).cpu().contiguous().numpy().astype("<f4")
+        binary size). For a large trace prefer :meth:`save` or :meth:`write_json`: this string is the whole file."""
+        buffer = io.BytesIO()
+        self.write_json(buffer)
+        return buffer.getvalue().decode("utf-8")
+
+    def write_json(self, file: BinaryIO) -> None:
+        """Write :meth:`to_json`'s document, UTF-8, to a binary ``file`` with the weights' base64 encoded a few MiB
+        at a time: writing holds no copy of the weights, however large the trace."""
         document = {
             "format": FORMAT,
             "version": FORMAT_VERSION,
@@ -157,21 +166,26 @@ class AttentionTrace:
             "special": list(self.special),
             "layers": list(self.layers),
             "weights": {
-                "shape": list(array.shape),
+                "shape": list(self.weights.shape),
                 "dtype": "float32",
                 "byteorder": "little",
-                "base64": base64.b64encode(array.tobytes()).decode("ascii"),
+                "base64": "",
             },
         }
-        return json.dumps(document, ensure_ascii=False)
+        # "base64" is the last field of the last field: the document ends with its (empty) string and two braces.
+        head = json.dumps(document, ensure_ascii=False).removesuffix('"}}')
+        file.write(head.encode("utf-8"))
+        for piece in _base64_pieces(_float32_blocks(self.weights)):
+            file.write(piece)
+        file.write(b'"}}')
 
     @classmethod
-    def from_json(cls, document: str, *, source: str = "the trace") -> AttentionTrace:
+    def from_json(cls, document: str | bytes, *, source: str = "the trace") -> AttentionTrace:
         """Read what :meth:`to_json` wrote; anything else is an :class:`InputError` naming ``source``."""
-        try:
-            data = json.loads(document)
-        except json.JSONDecodeError as error:
-            raise InputError(f"{source} is not JSON ({error})") from None
+        return cls._from_data(_parse(document, source), source)
+
+    @classmethod
+    def _from_data(cls, data: object, source: str) -> AttentionTrace:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise InputError(f'{source} is not a qkv attention trace (no "format": "{FORMAT}")')
         if data.get("version") != FORMAT_VERSION:
@@ -183,10 +197,8 @@ class AttentionTrace:
             shape = tuple(int(n) for n in stored["shape"])
             if stored["dtype"] != "float32" or stored["byteorder"] != "little":
                 raise ValueError(f"weights stored as {stored['dtype']} {stored['byteorder']}-endian")
-            raw = base64.b64decode(stored["base64"], validate=True)
-            array = np.frombuffer(raw, dtype="<f4").reshape(shape)
             return cls(
-                weights=torch.from_numpy(array.astype(np.float32)),
+                weights=_decode_float32(stored["base64"], shape),
                 tokens=tuple(str(token) for token in data["tokens"]),
                 layers=tuple(int(layer) for layer in data["layers"]),
                 text=str(data["text"]),
@@ -197,17 +209,16 @@ class AttentionTrace:
             raise InputError(f"{source} is a damaged qkv attention trace ({error})") from None
 
     def save(self, path: str | os.PathLike[str]) -> Path:
-        """Write :meth:`to_json` to ``path`` (atomically: a crash never leaves half a file)."""
-        return write_atomically(path, self.to_json().encode("utf-8"))
+        """Write the JSON document to ``path``, atomically (a crash never leaves half a file) and streaming (see
+        :meth:`write_json`)."""
+        with open_atomically(path) as file:
+            self.write_json(file)
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> AttentionTrace:
-        """Read a trace :meth:`save` wrote."""
-        try:
-            document = Path(path).read_text(encoding="utf-8")
-        except (OSError, UnicodeDecodeError) as error:
-            raise InputError(f"cannot read the trace {path}: {error}") from None
-        return cls.from_json(document, source=str(path))
+        """Read a trace :meth:`save` wrote (holding the file's text and its weights' base64 once each, briefly)."""
+        return cls._from_data(_read(path), str(path))
 
     def __repr__(self) -> str:
         """One short line, whatever the trace's size: ``AttentionTrace(model='minilm', tokens=16, layers=0…5,
@@ -228,6 +239,82 @@ def _cut(text: str, length: int) -> str:
     """``text`` on one line, at most ``length`` characters: longer is cut with ``…``."""
     flat = " ".join(text.split())
     return flat if len(flat) <= length else flat[: length - 1].rstrip() + "…"
+
+
+# -- the weights in JSON -------------------------------------------------------------------------------
+
+_BLOCK_BYTES = 4 * 1024**2  # how much of the weights is converted and encoded at a time
+_BLOCK_CHARACTERS = 4 * 1024**2  # how much base64 is decoded at a time: a multiple of 4
+
+
+def _float32_blocks(weights: Tensor) -> Iterator[np.ndarray]:
+    """The weights ``(L, H, T, S)`` as little-endian float32, in order, a block of rows at a time: a float32 CPU
+    tensor is read in place, any other converted one block at a time."""
+    S = weights.shape[-1]
+    rows = max(1, _BLOCK_BYTES // max(1, 4 * S))
+    for layer in weights.detach():  # (H, T, S)
+        for head in layer:  # (T, S)
+            for start in range(0, head.shape[0], rows):
+                block = head[start : start + rows].to(device="cpu", dtype=torch.float32)  # (rows, S)
+                yield np.ascontiguousarray(block.numpy(), dtype="<f4")
+
+
+def _base64_pieces(blocks: Iterator[np.ndarray]) -> Iterator[bytes]:
+    """base64 of the blocks' bytes, in pieces that join into exactly one ``base64.b64encode`` of all of them:
+    every piece but the last encodes a multiple of 3 bytes (the rest waits for the next block)."""
+    pending = b""
+    for block in blocks:
+        data = block.data.cast("B")
+        if pending:
+            take = 3 - len(pending)
+            pending += data[:take].tobytes()
+            data = data[take:]
+            if len(pending) < 3:
+                continue
+            yield base64.b64encode(pending)
+        whole = len(data) - len(data) % 3
+        yield base64.b64encode(data[:whole])
+        pending = data[whole:].tobytes()
+    yield base64.b64encode(pending)
+
+
+def _decode_float32(encoded: object, shape: tuple[int, ...]) -> Tensor:
+    """The weights ``shape`` from their base64, decoded a piece at a time straight into the tensor."""
+    if not isinstance(encoded, str):
+        raise ValueError("the weights' base64 is not a string")
+    if any(n < 0 for n in shape):
+        raise ValueError(f"the weights' shape {list(shape)} has a negative size")
+    size = 4 * math.prod(shape)
+    if len(encoded) != 4 * -(-size // 3):  # base64 of n bytes: 4 characters per started 3 bytes
+        raise ValueError(f"{len(encoded)} base64 characters cannot hold the {size} bytes of weights {list(shape)}")
+    array = np.empty(shape, dtype="<f4")
+    target = array.reshape(-1).view(np.uint8)  # (4 · numel,)
+    filled = 0
+    for start in range(0, len(encoded), _BLOCK_CHARACTERS):
+        raw = base64.b64decode(encoded[start : start + _BLOCK_CHARACTERS], validate=True)
+        if filled + len(raw) > size:
+            raise ValueError("the weights' base64 holds more bytes than their shape")
+        target[filled : filled + len(raw)] = np.frombuffer(raw, dtype=np.uint8)
+        filled += len(raw)
+    if filled != size:  # padding in the middle of the base64 stops a piece short
+        raise ValueError(f"the weights' base64 holds {filled} bytes, not the {size} of weights {list(shape)}")
+    return torch.from_numpy(array.astype(np.float32, copy=False))
+
+
+def _parse(document: str | bytes, source: str) -> object:
+    try:
+        return json.loads(document)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise InputError(f"{source} is not JSON ({error})") from None
+
+
+def _read(path: str | os.PathLike[str]) -> object:
+    """The parsed document at ``path``; its text is let go as soon as it is parsed."""
+    try:
+        document = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InputError(f"cannot read the trace {path}: {error}") from None
+    return _parse(document, str(path))
 
 
 def _ranges(numbers: Sequence[int]) -> str:

@@ -25,7 +25,9 @@ from qkv.text.tokenizers import Tokenizer
 
 __all__ = ["MAX_TRACE_BYTES", "LoadedModel", "trace"]
 
-MAX_TRACE_BYTES = 2 * 1024**3  # the weights a trace may hold: L·H·T² float32 numbers
+# The weights a trace may hold: L·H·T² float32 numbers. At the cap, taking and saving a trace needs about this
+# much beside the model (the JSON is streamed), and reading the JSON back about 2.7 times it (docs/inspection.md).
+MAX_TRACE_BYTES = 2 * 1024**3
 
 
 class LoadedModel(Protocol):
@@ -61,7 +63,8 @@ def trace(
 
     The text may be as long as the model's context (MiniLM: 512 tokens with ``[CLS]`` and ``[SEP]``), as long
     as the weights, ``4·L·H·T²`` bytes, stay within ``MAX_TRACE_BYTES`` (2 GiB: SmolLM2's 30 layers × 9 heads
-    hold 1,410 tokens, one of its layers 7,723).
+    hold 1,410 tokens, one of its layers 7,723). The trace holds them once; :meth:`AttentionTrace.save` streams
+    them to JSON without a second copy.
     """
     network, tokenizer = model.model, model.tokenizer
     label = name if name is not None else model.name
