@@ -28,7 +28,7 @@ from typing import Any
 import torch
 
 from qkv.model.config import FAMILIES, TransformerConfig
-from qkv.pretrained.assemble import Parts
+from qkv.pretrained.assemble import Parts, check_fits
 from qkv.pretrained.gguf_file import BLOCK_TYPES, GGUFFile, dequantise
 from qkv.pretrained.lowbit import Int4Blocks, Precision, int4_blocks
 from qkv.pretrained.registry import PretrainedError
@@ -69,6 +69,7 @@ def read_gguf(path: Path, precision: Precision = "float32") -> Parts:
             "rows: the tokenizer does not match the model's vocabulary"
         )
     config = _config(reader, architecture, len(tokens), path)
+    check_fits(config, precision, path)
     tokenizer = _tokenizer(reader, tokens, path)
     tensors, blocks = _tensors(reader, config, precision)
 

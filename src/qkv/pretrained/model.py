@@ -90,7 +90,7 @@ def read_parts(path: Path, precision: Precision = "float32") -> Parts:
                 f"dtype 'int4' runs the 4-bit blocks a GGUF file stores; {path} holds no GGUF. "
                 "Use dtype 'bfloat16' (or 'float32')"
             )
-        return read_hf_dir(path)
+        return read_hf_dir(path, precision)
     found = sniff_format(path)
     if found == "gguf":
         return read_gguf(path, precision)
