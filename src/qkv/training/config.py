@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from qkv.errors import ConfigData, ConfigError, check_choice, check_positive, check_types
+from qkv.errors import ConfigData, ConfigError, check_choice, check_positive, check_seed, check_types
 from qkv.training.precision import PRECISIONS, Precision
 
 __all__ = ["TrainConfig"]
@@ -61,5 +61,6 @@ class TrainConfig(ConfigData):
         for field in ("beta1", "beta2"):
             if not 0 <= getattr(self, field) < 1:
                 raise ConfigError(f"{name}.{field} must be in [0, 1), got {getattr(self, field)}")
+        check_seed(f"{name}.seed", self.seed)
         if not self.grad_clip > 0:
             raise ConfigError(f"{name}.grad_clip must be positive, got {self.grad_clip}")

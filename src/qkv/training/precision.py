@@ -18,6 +18,8 @@ from typing import Literal, get_args
 
 import torch
 
+from qkv.errors import ConfigError
+
 __all__ = ["PRECISIONS", "Precision", "ResolvedPrecision", "mixed_precision", "native_bfloat16", "resolve_precision"]
 
 Precision = Literal["auto", "float32", "bfloat16"]
@@ -42,7 +44,7 @@ def resolve_precision(precision: str, device: torch.device) -> ResolvedPrecision
         return "float32"
     if precision == "bfloat16":
         return "bfloat16"
-    raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+    raise ConfigError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
 
 
 def mixed_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager[object]:
