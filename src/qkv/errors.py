@@ -54,19 +54,20 @@ def check_seed(where: str, value: object) -> None:
         raise ConfigError(f"{where} must be a whole number from 0 to 2**64 - 1, got {value!r}")
 
 
-def check_text(what: str, text: str) -> None:
-    """Refuse text that is not valid Unicode: lone surrogates, which is how Python carries bytes that were not
-    UTF-8 (in a command-line argument, a file name, an environment variable) and which no encoder accepts."""
+def check_text(what: str, text: str, error: type[InputError] = InputError) -> None:
+    """Refuse (with ``error``) text that is not valid Unicode: lone surrogates, which is how Python carries bytes
+    that were not UTF-8 (in a command-line argument, a file name, an environment variable) and which no encoder
+    accepts."""
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError as error:
-        position = error.start
+    except UnicodeEncodeError as failure:
+        position = failure.start
         code = ord(text[position])
         if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the byte that could not be decoded
             found = f"the byte 0x{code - 0xDC00:02x} at character {position} is not UTF-8"
         else:
             found = f"it holds the lone surrogate U+{code:04X} at character {position}"
-        raise InputError(f"{what} is not valid UTF-8 text: {found}; give UTF-8 text") from None
+        raise error(f"{what} is not valid UTF-8 text: {found}; give UTF-8 text") from None
 
 
 def check_positive(config: str, field: str, value: object) -> None:

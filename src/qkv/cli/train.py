@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import sys
@@ -38,6 +39,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def parse_seed(text: str) -> int:
+    """A random seed PyTorch takes: a whole number from 0 to 2**64 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"{text} is not a seed; give a whole number from 0 to 2**64 - 1")
+    return value
+
+
 def register(subparsers: Any) -> None:
     parser = subparsers.add_parser(
         "train",
@@ -55,7 +67,7 @@ def register(subparsers: Any) -> None:
     parser.add_argument("--lr", type=float, help="peak learning rate (default 1e-3)")
     parser.add_argument("--warmup", type=int, help="warmup steps (default 100)")
     parser.add_argument("--eval-interval", type=_positive_int, help="validate and checkpoint every N steps")
-    parser.add_argument("--seed", type=int, help="random seed (default 1337)")
+    parser.add_argument("--seed", type=parse_seed, help="random seed (default 1337)")
     parser.add_argument(
         "--precision",
         choices=("auto", "float32", "bfloat16"),  # qkv.training.precision.PRECISIONS, without importing torch here
@@ -151,11 +163,22 @@ class ProgressLine:
         elif event.kind == "validation":
             end = "\n" if self.tty else ""
             print(f"{end}step {event.step:>6}  validation loss {event.loss:.4f}", file=sys.stderr, flush=True)
+        elif event.kind == "data_changed":
+            print(
+                f"warning: the corpus is not the text steps 1-{event.step} were trained on (its tokens' sha256 "
+                "differs); training goes on with the new text, so this resume is not exact",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def run(args: argparse.Namespace) -> int:
     _contradictions(args)
     from qkv.training.distributed import setup_distributed
+    from qkv.training.lock import check_run_dir
+
+    if args.out:
+        check_run_dir(Path(args.out))  # a file, or a path below one: said before any work
 
     distributed = setup_distributed()
     if not distributed.enabled:
@@ -173,12 +196,19 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, distributed: Any) -> int:
+    with contextlib.ExitStack() as held:  # the run directory's lock, once it is known, until the command ends
+        return _train(args, distributed, held)
+
+
+def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStack) -> int:
     import torch
 
     from qkv.model import Transformer, preset
     from qkv.text import default_corpus, encode_corpus, read_corpus, split_train_validation, train_tokenizer
     from qkv.text.tokenizers import tokenizer_from_json
-    from qkv.training import CompileFailed, TrainingDiverged, load_checkpoint, load_weights, train
+    from qkv.training import CompileFailed, TrainingDiverged, find_checkpoint, load_checkpoint, load_weights, train
+    from qkv.training.lock import hold_run
+    from qkv.training.loop import check_step_fits
     from qkv.training.precision import resolve_precision
 
     def say(text: str) -> None:
@@ -187,10 +217,13 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
 
     resume = None
     if args.resume:
-        resume = load_checkpoint(args.resume)
         run_dir = Path(args.resume)
         if run_dir.name == "checkpoint":
             run_dir = run_dir.parent
+        find_checkpoint(args.resume)  # there is one, before the directory is held
+        if distributed.is_main:  # held before reading, so that no other training replaces what is read
+            held.enter_context(hold_run(run_dir))
+        resume = load_checkpoint(args.resume)
         model_config = resume.model_config
         tokenizer = tokenizer_from_json(resume.tokenizer_json)
         source = _read_source(run_dir)
@@ -212,6 +245,8 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         run_dir = Path(args.out) if args.out else _default_run_dir(corpus.name)
         if distributed.enabled and not args.out:
             raise UserError("under torchrun, name the run directory with --out (every process must agree on it)")
+        if distributed.is_main:
+            held.enter_context(hold_run(run_dir))
         if (run_dir / "checkpoint").exists():
             raise UserError(f"{run_dir} already holds a checkpoint; continue it with --resume {run_dir} or pick --out")
 
@@ -221,6 +256,7 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     model = Transformer(model_config).to(distributed.device())  # a GPU when there is one
     if resume is not None:
         load_weights(model, resume)
+    check_step_fits(model_config, config.batch_size, next(model.parameters()).device, distributed.world_size)
     parameters = sum(p.numel() for p in model.parameters())
     if resume is None:  # said once every check passed, so that a mistake is reported on one line
         say(f"corpus: {corpus.name} ({len(corpus.text):,} characters)")
@@ -288,7 +324,10 @@ def _read_source(run_dir: Path) -> str | None:
     path = run_dir / "source.txt"
     if not path.exists():
         return None
-    text = path.read_text(encoding="utf-8").strip()
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text; it should hold the path of the run's corpus") from None
     if text and not Path(text).exists():
         raise UserError(f"{run_dir} was trained on {text}, which no longer exists; resuming needs the same corpus")
     return text or None

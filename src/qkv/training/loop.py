@@ -38,6 +38,7 @@ __all__ = [
     "TrainEvent",
     "TrainResult",
     "TrainingDiverged",
+    "check_step_fits",
     "configure_optimizer",
     "estimate_loss",
     "step_memory",
@@ -143,6 +144,17 @@ def step_memory(model_config: TransformerConfig, batch_size: int) -> int:
     return 12 * model_config.parameter_count() + 4 * tokens * per_token
 
 
+def check_step_fits(model_config: TransformerConfig, batch_size: int, device: torch.device, processes: int = 1) -> None:
+    """Refuse (:class:`~qkv.errors.TooLargeError`) batches whose :func:`step_memory` exceeds the free memory of
+    ``device``, where each of ``processes`` takes an equal slice."""
+    check_memory(
+        step_memory(model_config, batch_size // processes),
+        f"a training step on batches of {batch_size:,} sequences of {model_config.context:,} tokens",
+        "lower the batch size (or the context)",
+        device,
+    )
+
+
 @torch.no_grad()
 def estimate_loss(model: nn.Module, ids: Tensor, config: TrainConfig, context: int) -> float:
     """Mean loss over ``eval_batches`` batches drawn with a fixed seed (the same batches every time)."""
@@ -243,13 +255,7 @@ def _train(
         distributed.rank * config.batch_size // distributed.world_size,
         (distributed.rank + 1) * config.batch_size // distributed.world_size,
     )
-    device = next(model.parameters()).device
-    check_memory(
-        step_memory(model_config, config.batch_size // distributed.world_size),
-        f"a training step on batches of {config.batch_size:,} sequences of {context:,} tokens",
-        "lower the batch size (or the context)",
-        device,
-    )
+    check_step_fits(model_config, config.batch_size, next(model.parameters()).device, distributed.world_size)
     optimizer = configure_optimizer(model, config)
     batches = torch.Generator().manual_seed(config.seed)  # the same global batches on every rank
     report = on_event if distributed.is_main else (lambda event: None)
