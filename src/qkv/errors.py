@@ -13,8 +13,11 @@ __all__ = [
     "ConfigError",
     "InputError",
     "ShapeError",
+    "TooLargeError",
     "check_choice",
     "check_positive",
+    "check_seed",
+    "check_text",
     "check_types",
 ]
 
@@ -32,6 +35,39 @@ class ConfigError(InputError):
 
 class ShapeError(InputError):
     """A tensor's shape does not fit what the operation needs; the message names every shape involved."""
+
+
+class TooLargeError(InputError):
+    """A model, batch or table would need more memory than the machine has free; refused before allocating.
+
+    The message gives the estimate, what is free, and what to make smaller.
+    """
+
+
+#: Random seeds PyTorch takes: 0 … 2⁶⁴ − 1.
+SEED_LIMIT = 2**64
+
+
+def check_seed(where: str, value: object) -> None:
+    """A seed PyTorch can take (an integer in 0 … 2⁶⁴ − 1), else an error naming ``where``."""
+    if not isinstance(value, int) or isinstance(value, bool) or not 0 <= value < SEED_LIMIT:
+        raise ConfigError(f"{where} must be a whole number from 0 to 2**64 - 1, got {value!r}")
+
+
+def check_text(what: str, text: str, error: type[InputError] = InputError) -> None:
+    """Refuse (with ``error``) text that is not valid Unicode: lone surrogates, which is how Python carries bytes
+    that were not UTF-8 (in a command-line argument, a file name, an environment variable) and which no encoder
+    accepts."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as failure:
+        position = failure.start
+        code = ord(text[position])
+        if 0xDC80 <= code <= 0xDCFF:  # surrogateescape: the byte that could not be decoded
+            found = f"the byte 0x{code - 0xDC00:02x} at character {position} is not UTF-8"
+        else:
+            found = f"it holds the lone surrogate U+{code:04X} at character {position}"
+        raise error(f"{what} is not valid UTF-8 text: {found}; give UTF-8 text") from None
 
 
 def check_positive(config: str, field: str, value: object) -> None:

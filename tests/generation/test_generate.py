@@ -128,3 +128,14 @@ def test_a_prompt_filling_the_whole_context_still_generates() -> None:
 def test_prompts_that_do_not_fit_are_refused_with_a_shape_error(prompt: torch.Tensor) -> None:
     with pytest.raises(ShapeError):
         next(iter(generate(model_with("learned"), prompt, 1)))
+
+
+@pytest.mark.parametrize("batch", [1, 2], ids=["fast decoder", "module steps"])
+@pytest.mark.parametrize("bad", [VOCAB, -1, 10**9])
+def test_a_prompt_id_outside_the_vocabulary_is_one_input_error_on_every_path(batch: int, bad: int) -> None:
+    from qkv.errors import InputError
+
+    prompt = torch.zeros(batch, 4, dtype=torch.long)
+    prompt[-1, 2] = bad
+    with pytest.raises(InputError, match=rf"^token id {bad} at \({batch - 1}, 2\) is out of range: the model has 17"):
+        next(iter(generate(model_with("learned"), prompt, 1)))

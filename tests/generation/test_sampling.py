@@ -116,6 +116,7 @@ def test_the_same_generator_seed_draws_the_same_tokens() -> None:
     [
         ("temperature", -0.1),
         ("temperature", math.nan),
+        ("temperature", math.inf),
         ("top_k", 0),
         ("top_k", -2),
         ("top_k", 2.5),
@@ -127,3 +128,26 @@ def test_the_same_generator_seed_draws_the_same_tokens() -> None:
 def test_invalid_sampling_config_names_the_field(field: str, value: object) -> None:
     with pytest.raises(ConfigError, match=rf"SamplingConfig\.{field}\b"):
         SamplingConfig(**{field: value})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("temperature", [1e-9, 1e-30, 1e-40, 1e-45, 1e-300, 5e-324])
+@pytest.mark.parametrize("options", [{}, {"top_k": 3}, {"top_p": 0.5}], ids=["plain", "top-k", "top-p"])
+def test_a_tiny_temperature_never_gives_nan_and_picks_the_likeliest_token(
+    temperature: float, options: dict[str, float]
+) -> None:
+    logits = torch.tensor([[3.0, 80.0, -5.0, 79.5], [1e-3, 0.0, -1e3, 2e-3], [-90.0, -88.0, -89.0, -95.0]])
+    config = SamplingConfig(temperature=temperature, **options)  # type: ignore[arg-type]
+    for seed in range(20):
+        assert sample_next(logits, config, torch.Generator().manual_seed(seed)).tolist() == [1, 3, 1]
+
+
+def test_a_small_temperature_still_samples_between_exact_ties() -> None:
+    logits = torch.tensor([5.0, 5.0, -1.0])
+    assert set(draws(logits, SamplingConfig(temperature=1e-20)).tolist()) == {0, 1}
+
+
+@pytest.mark.parametrize("temperature", [1e6, 1e300])
+def test_a_huge_temperature_samples_uniformly(temperature: float) -> None:
+    logits = torch.tensor([50.0, 0.0, -50.0, 10.0])
+    observed = frequencies(draws(logits, SamplingConfig(temperature=temperature)), 4)
+    assert torch.allclose(observed, torch.full((4,), 0.25, dtype=torch.float64), atol=0.03)

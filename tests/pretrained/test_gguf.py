@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from qkv.errors import InputError
+from qkv.errors import InputError, TooLargeError
 from qkv.pretrained import load
 from qkv.pretrained.gguf_llama import unpermute_rope_rows
 
@@ -165,3 +165,20 @@ def test_generating_past_the_context_hands_over_to_the_cropping_generator(tiny_g
     expected = [int(t) for t in generate(model.model, torch.tensor([prompt]), 10, SamplingConfig(temperature=0))]
     assert list(model.stream(prompt, 10, stop_at_eos=False)) == expected
     assert list(model.stream(prompt[:20], 0)) == []
+
+
+def test_metadata_asking_for_more_memory_than_there_is_is_refused_before_reading_tensors(
+    tmp_path: Path, tensors: dict
+) -> None:
+    path = write_gguf(
+        tmp_path / "huge.gguf", tensors, layers=100_000, width=4096, heads=32, kv_heads=8, mlp_width=16384
+    )
+    with pytest.raises(TooLargeError, match=r"huge.gguf describes a model of [\d,]+ parameters \(100,000 layers of"):
+        load(path, dtype="int4")
+
+
+def test_metadata_that_fits_in_memory_but_not_the_tensors_is_refused_before_building(
+    tmp_path: Path, tensors: dict
+) -> None:
+    with pytest.raises(InputError, match=r"lacks \d+ tensors this config needs, e.g. blocks.10"):
+        load(write_gguf(tmp_path / "deep.gguf", tensors, layers=20_000))

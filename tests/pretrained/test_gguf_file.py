@@ -87,3 +87,34 @@ def test_foreign_and_short_files_are_one_error(tmp_path: Path, data: bytes, mess
     path.write_bytes(data)
     with pytest.raises(InputError, match=message):
         GGUFFile(path)
+
+
+def nested_arrays_gguf(depth: int) -> bytes:
+    """A GGUF header with one metadata value: an array of an array of … ``depth`` deep, around one uint8."""
+    key = b"general.nested"
+    value = (9).to_bytes(4, "little")  # the value's type: array
+    for _ in range(depth - 1):
+        value += (9).to_bytes(4, "little") + (1).to_bytes(8, "little")  # an array holding one array
+    value += (0).to_bytes(4, "little") + (1).to_bytes(8, "little") + b"\x07"  # … holding one uint8
+    header = b"GGUF" + (3).to_bytes(4, "little") + (0).to_bytes(8, "little") + (1).to_bytes(8, "little")
+    return header + len(key).to_bytes(8, "little") + key + value
+
+
+def test_nested_metadata_arrays_read_up_to_the_limit(tmp_path: Path) -> None:
+    from qkv.pretrained.gguf_file import MAX_NESTING
+
+    path = tmp_path / "nested.gguf"
+    path.write_bytes(nested_arrays_gguf(MAX_NESTING))
+    value = GGUFFile(path).metadata["general.nested"]
+    for _ in range(MAX_NESTING - 1):
+        assert isinstance(value, list) and len(value) == 1
+        value = value[0]
+    assert value.tolist() == [7]
+
+
+@pytest.mark.parametrize("depth", [9, 5000])
+def test_metadata_nesting_past_the_limit_is_one_error_not_a_recursion_error(tmp_path: Path, depth: int) -> None:
+    path = tmp_path / "deep.gguf"
+    path.write_bytes(nested_arrays_gguf(depth))
+    with pytest.raises(InputError, match=r"^cannot read GGUF file .*deep.gguf: its metadata nests arrays more than 8"):
+        GGUFFile(path)

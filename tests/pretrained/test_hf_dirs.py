@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 import torch
 
-from qkv.errors import InputError
+from qkv.errors import InputError, TooLargeError
 from qkv.pretrained import load
 
 from .conftest import transformers_or_skip
@@ -233,3 +233,31 @@ def test_a_config_missing_a_field_names_the_file_once(tmp_path: Path) -> None:
         load(str(tmp_path))
     message = str(error.value)
     assert "lacks 'hidden_size'" in message and message.count(str(tmp_path / "config.json")) == 1, message
+
+
+@pytest.mark.parametrize(
+    ("change", "layers"),
+    [({"n_layer": 100_000, "n_embd": 4096, "n_head": 32}, "100,000"), ({"n_embd": 10**9, "n_head": 1}, "2")],
+    ids=["100k wide layers", "width 1e9"],
+)
+def test_a_config_asking_for_more_memory_than_there_is_is_refused_before_reading_weights(
+    tmp_path: Path, gpt2: tuple[Any, Path], change: dict[str, int], layers: str
+) -> None:
+    config = json.loads((gpt2[1] / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, **change}))
+    (tmp_path / "model.safetensors").write_bytes(b"not read: the config is refused first")
+    with pytest.raises(TooLargeError, match=rf"config.json describes a model of [\d,]+ parameters \({layers} layers"):
+        load(tmp_path)
+
+
+def test_a_config_that_fits_in_memory_but_not_its_weights_is_refused_before_building(
+    tmp_path: Path, gpt2: tuple[Any, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from qkv.model import transformer
+
+    config = json.loads((gpt2[1] / "config.json").read_text())
+    (tmp_path / "config.json").write_text(json.dumps({**config, "n_layer": 20_000}))
+    (tmp_path / "model.safetensors").write_bytes((gpt2[1] / "model.safetensors").read_bytes())
+    monkeypatch.setattr(transformer, "Block", None)  # building a block would fail: nothing is built
+    with pytest.raises(InputError, match=r"lacks \d+ tensors this config needs"):
+        load(tmp_path)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib.util
+import os
 import re
 from pathlib import Path
 
@@ -205,3 +206,18 @@ def test_split_needs_one_context_plus_one_in_each_part() -> None:
 def test_split_rejects_bad_fraction() -> None:
     with pytest.raises(ValueError, match="validation_fraction"):
         split(np.arange(100), context=2, validation_fraction=1.0)
+
+
+def test_split_rejects_a_bad_context_as_a_corpus_error() -> None:
+    for context in (0, 2.5, True):
+        with pytest.raises(CorpusError, match="context must be a positive integer"):
+            split(np.arange(100), context=context)  # type: ignore[arg-type]
+
+
+def test_a_corpus_path_whose_name_is_not_utf8_is_refused_naming_its_bytes(tmp_path: Path) -> None:
+    name = os.fsdecode(b"caf\xe9.txt")  # Latin-1 bytes in a file name, as Linux allows
+    (tmp_path / name).write_text("some text\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=r"^the corpus path b'.*caf\\xe9.txt' is not valid UTF-8; rename it") as e:
+        read_corpus(tmp_path / name)
+    assert "\n" not in str(e.value)
+    str(e.value).encode("utf-8")  # the message itself prints anywhere

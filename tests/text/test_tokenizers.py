@@ -182,3 +182,10 @@ def test_train_tokenizer_dispatches_and_checks(text: str) -> None:
         train_tokenizer("word", "abc")  # type: ignore[arg-type]
     with pytest.raises(TokenizerError, match="empty text"):
         train_tokenizer("bpe", "")
+
+
+@pytest.mark.parametrize("short", [True, False], ids=["encode", "encode_array"])
+def test_bpe_refuses_text_that_is_not_unicode_with_a_tokenizer_error(bpe: BPETokenizer, short: bool) -> None:
+    text = "abc \udcff def"  # a command-line byte 0xff, as Python carries it
+    with pytest.raises(TokenizerError, match=r"^the text is not valid UTF-8 text: the byte 0xff at character 4"):
+        bpe.encode(text) if short else bpe.encode_array(text * 10_000)

@@ -287,6 +287,8 @@ DAMAGE: dict[str, tuple[Callable[[Path], None], str]] = {
     "format of another program": (edit_config(format="something-else"), "not a qkv checkpoint"),
     "invalid model config": (edit_model_config(width=-4), "TransformerConfig.width"),
     "weights that do not fit the config": (edit_model_config(width=48), "do not fit"),
+    "config asking for 100,000 layers": (edit_model_config(layers=100_000), "asks for 100,000 layers"),
+    "config asking for a width of 10⁹": (edit_model_config(width=10**9), "needs (28, 1000000000)"),
 }
 
 

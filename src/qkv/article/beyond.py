@@ -110,7 +110,7 @@ def width_spread(width: int, *, queries: int = 400, keys: int = 10, generator: t
     """Draw ``queries`` random queries and ``keys`` random keys per query, of width ``width``; measure the
     scores' variance and the softmax's sharpness, without and with ``1/√K``."""
     if width < 1 or queries < 2 or keys < 2:
-        raise ValueError(f"need width ≥ 1, queries ≥ 2 and keys ≥ 2; got {width}, {queries}, {keys}")
+        raise ShapeError(f"need width ≥ 1, queries ≥ 2 and keys ≥ 2; got {width}, {queries}, {keys}")
     q = torch.randn(queries, 1, width, generator=generator, dtype=torch.float64)  # (N, 1, K)
     k = torch.randn(queries, keys, width, generator=generator, dtype=torch.float64)  # (N, S, K)
     scores = (q * k).sum(dim=-1)  # (N, S): one row of scores per query
@@ -182,7 +182,7 @@ def shuffled_difference(layer: Callable[[Tensor], Tensor], embeddings: Tensor, o
     """
     index = torch.as_tensor(list(order), dtype=torch.long)
     if sorted(index.tolist()) != list(range(embeddings.shape[0])):
-        raise ValueError(f"order must be a permutation of 0…{embeddings.shape[0] - 1}, got {list(order)}")
+        raise ShapeError(f"order must be a permutation of 0…{embeddings.shape[0] - 1}, got {list(order)}")
     return float((layer(embeddings[index]) - layer(embeddings)[index]).abs().max())
 
 

@@ -12,6 +12,7 @@ from typing import Literal
 
 from qkv.article.messages_en import MESSAGES as ENGLISH
 from qkv.article.messages_es import MESSAGES as SPANISH
+from qkv.errors import InputError
 
 __all__ = ["LANGS", "TABLES", "Lang", "Messages", "messages"]
 
@@ -36,4 +37,4 @@ def messages(lang: str) -> Messages:
     for known in LANGS:
         if lang == known:
             return Messages(known)
-    raise ValueError(f"the tour speaks {' and '.join(LANGS)}, not {lang!r}")
+    raise InputError(f"the tour speaks {' and '.join(LANGS)}, not {lang!r}")

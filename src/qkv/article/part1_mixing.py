@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import torch
 
+from qkv.errors import InputError
 from qkv.shapes import ShapeError, Tensor
 
 __all__ = ["cosine_similarity", "fixed_ratio_weights", "mix", "mix_every_pair"]
@@ -21,7 +22,7 @@ __all__ = ["cosine_similarity", "fixed_ratio_weights", "mix", "mix_every_pair"]
 
 def _check_ratio(ratio: float) -> None:
     if not 0.0 <= ratio <= 1.0:
-        raise ValueError(f"ratio must lie in [0, 1] (the share of the word's own value kept), got {ratio}")
+        raise InputError(f"ratio must lie in [0, 1] (the share of the word's own value kept), got {ratio}")
 
 
 def mix(v_riley: Tensor, v_dog: Tensor, ratio: float = 0.75) -> Tensor:
@@ -45,7 +46,7 @@ def fixed_ratio_weights(num_words: int, ratio: float = 0.75) -> Tensor:
     """
     _check_ratio(ratio)
     if num_words < 2:
-        raise ValueError(f"mixing every pair needs at least two words, got {num_words}")
+        raise ShapeError(f"mixing every pair needs at least two words, got {num_words}")
     others = (1 - ratio) / (num_words - 1)
     eye = torch.eye(num_words, dtype=torch.float64)  # (T, T)
     return ratio * eye + others * (1 - eye)  # (T, T)

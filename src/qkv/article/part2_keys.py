@@ -25,6 +25,7 @@ from dataclasses import dataclass
 
 import torch
 
+from qkv.errors import InputError
 from qkv.shapes import ShapeError, Tensor
 
 __all__ = [
@@ -41,7 +42,7 @@ __all__ = [
 ]
 
 
-class ArticleMathError(ValueError):
+class ArticleMathError(InputError):
     """The article's maths does not hold for these numbers; the message says where and why."""
 
 

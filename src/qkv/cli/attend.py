@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
 from qkv.cli.errors import UserError, resolve_index
 from qkv.cli.output import check_writable, emit
+from qkv.errors import check_text
 
 if TYPE_CHECKING:
     from qkv.data.trace import AttentionTrace
@@ -76,6 +77,7 @@ def run(args: argparse.Namespace) -> int:
     # Everything that needs no model is checked first, so a mistake costs no loading time.
     if not args.text.strip():
         raise UserError('the text is empty; give at least one word, e.g. qkv attend "Riley is a dog" --model minilm')
+    check_text("the text", args.text)
     if args.top < 0:
         raise UserError(f"--top must be 0 or more, got {args.top}")
     if args.output is not None:

@@ -39,6 +39,8 @@ from typing import TYPE_CHECKING, Any
 
 from qkv.cli.errors import UserError, resolve_index
 from qkv.cli.output import columns, wrap
+from qkv.cli.train import parse_seed
+from qkv.errors import check_text
 
 if TYPE_CHECKING:
     import torch
@@ -85,7 +87,7 @@ def register(subparsers: Any) -> None:
     )
     parser.add_argument("--top-k", type=int, help="sample only among the k likeliest tokens")
     parser.add_argument("--top-p", type=float, help="sample only among the likeliest tokens covering p")
-    parser.add_argument("--seed", type=int, help="random seed, for the same text every time")
+    parser.add_argument("--seed", type=parse_seed, help="random seed, for the same text every time")
     parser.add_argument("--stop", action="append", default=[], help="stop once this text appears (repeatable)")
     parser.add_argument(
         "--long-prompt",
@@ -132,6 +134,11 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--attention-layer chooses the layer --show-attention averages; add --show-attention")
     if not args.prompt:
         raise UserError("--prompt is empty; give at least one character")
+    check_text("--prompt", args.prompt)
+    for stop in args.stop:
+        if not stop:
+            raise UserError('--stop "" would stop before the first token; give the text to stop at')
+        check_text("--stop", stop)
     from qkv.data.registry import PACKAGED
     from qkv.pretrained.lowbit import WEIGHT_FORMATS
 

@@ -13,6 +13,7 @@ the steps the run had planned are the same and any beyond them train at the sche
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import re
 import shlex
@@ -62,6 +63,17 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def parse_seed(text: str) -> int:
+    """A random seed PyTorch takes: a whole number from 0 to 2**64 - 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 0 <= value < 2**64:
+        raise argparse.ArgumentTypeError(f"{text} is not a seed; give a whole number from 0 to 2**64 - 1")
+    return value
+
+
 # TrainConfig's fields that are flags; the rest (AdamW's betas, decay, clipping …) keep their defaults.
 TRAIN_FLAGS = (
     Flag("steps", metavar="N"),
@@ -76,7 +88,7 @@ TRAIN_FLAGS = (
     Flag("learning_rate", flag="--lr", metavar="LR"),
     Flag("warmup_steps", flag="--warmup", metavar="N"),
     Flag("eval_interval", metavar="N"),
-    Flag("seed", metavar="N"),
+    Flag("seed", metavar="N", type=parse_seed),
     Flag("precision"),
     Flag("compile"),
 )
@@ -267,6 +279,13 @@ class ProgressLine:
         elif event.kind == "validation":
             end = "\n" if self.tty else ""
             print(f"{end}step {event.step:>5}  validation loss {event.loss:.4f}", file=sys.stderr, flush=True)
+        elif event.kind == "data_changed":
+            print(
+                f"warning: the corpus is not the text steps 1-{event.step} were trained on (its tokens' sha256 "
+                "differs); training goes on with the new text, so this resume is not exact",
+                file=sys.stderr,
+                flush=True,
+            )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -275,6 +294,10 @@ def run(args: argparse.Namespace) -> int:
         _model_config(args)
         _train_config(args, None)
     from qkv.training.distributed import setup_distributed
+    from qkv.training.lock import check_run_dir
+
+    if args.out:
+        check_run_dir(Path(args.out))  # a file, or a path below one: said before any work
 
     distributed = setup_distributed()
     if not distributed.enabled:
@@ -292,6 +315,11 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace, distributed: Any) -> int:
+    with contextlib.ExitStack() as held:  # the run directory's lock, once it is known, until the command ends
+        return _train(args, distributed, held)
+
+
+def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStack) -> int:
     import dataclasses
 
     import torch
@@ -299,7 +327,9 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     from qkv.model import Transformer
     from qkv.text import default_corpus, encode_corpus, read_corpus, split_train_validation, train_tokenizer
     from qkv.text.tokenizers import tokenizer_from_json
-    from qkv.training import CompileFailed, TrainingDiverged, load_checkpoint, load_weights, train
+    from qkv.training import CompileFailed, TrainingDiverged, find_checkpoint, load_checkpoint, load_weights, train
+    from qkv.training.lock import hold_run
+    from qkv.training.loop import check_step_fits
     from qkv.training.precision import resolve_precision
 
     def say(text: str) -> None:
@@ -308,10 +338,13 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
 
     resume = None
     if args.resume:
-        resume = load_checkpoint(args.resume)
         run_dir = Path(args.resume)
         if run_dir.name == "checkpoint":
             run_dir = run_dir.parent
+        find_checkpoint(args.resume)  # there is one, before the directory is held
+        if distributed.is_main:  # held before reading, so that no other training replaces what is read
+            held.enter_context(hold_run(run_dir))
+        resume = load_checkpoint(args.resume)
         model_config = resume.model_config
         tokenizer = tokenizer_from_json(resume.tokenizer_json)
         source = _read_source(run_dir)
@@ -333,6 +366,8 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
         run_dir = Path(args.out) if args.out else _default_run_dir(corpus.name)
         if distributed.enabled and not args.out:
             raise UserError("under torchrun, name the run directory with --out (every process must agree on it)")
+        if distributed.is_main:
+            held.enter_context(hold_run(run_dir))
         if (run_dir / "checkpoint").exists():
             raise UserError(f"{run_dir} already holds a checkpoint; continue it with --resume {run_dir} or pick --out")
 
@@ -346,6 +381,7 @@ def _run(args: argparse.Namespace, distributed: Any) -> int:
     model = Transformer(model_config).to(distributed.device())  # a GPU when there is one
     if resume is not None:
         load_weights(model, resume)
+    check_step_fits(model_config, config.batch_size, next(model.parameters()).device, distributed.world_size)
     parameters = sum(p.numel() for p in model.parameters())
     if resume is None:  # said once every check passed, so that a mistake is reported on one line
         name = corpus.name if len(corpus.name) <= 48 else corpus.name[:47] + "…"  # a name does not wrap
@@ -451,7 +487,10 @@ def _read_source(run_dir: Path) -> str | None:
     path = run_dir / "source.txt"
     if not path.exists():
         return None
-    text = path.read_text(encoding="utf-8").strip()
+    try:
+        text = path.read_text(encoding="utf-8").strip()
+    except UnicodeDecodeError:
+        raise UserError(f"{path} is not UTF-8 text; it should hold the path of the run's corpus") from None
     if text and not Path(text).exists():
         raise UserError(f"{run_dir} was trained on {text}, which no longer exists; resuming needs the same corpus")
     return text or None

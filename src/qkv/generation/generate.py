@@ -25,7 +25,7 @@ import torch
 from qkv.attention.kv_cache import KVCache
 from qkv.generation import fast_decoder
 from qkv.generation.sampling import SamplingConfig, sample_next
-from qkv.model.transformer import Transformer
+from qkv.model.transformer import Transformer, check_token_ids
 from qkv.shapes import ShapeError, Tensor
 
 DEFAULT_SAMPLING = SamplingConfig()
@@ -74,6 +74,7 @@ def generate(
     context = model.config.context
     if prompt.shape[1] > context:
         raise ShapeError(f"the prompt has {prompt.shape[1]} tokens; this model's context holds {context}")
+    check_token_ids(prompt, model.config.vocab_size, "token id", "; encode the prompt with this model's tokenizer")
     model.eval()
     steps: _Steps
     if decode is None and prompt.shape[0] == 1 and fast_decoder.supports(model):

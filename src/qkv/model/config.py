@@ -8,6 +8,7 @@ field with ``preset("tiny", width=96)`` or :func:`dataclasses.replace`.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any, Literal, get_args
 
@@ -98,6 +99,86 @@ class TransformerConfig(ConfigData):
     def hidden_width(self) -> int:
         """The MLP's inner width."""
         return self.mlp_width if self.mlp_width is not None else 4 * self.width
+
+    # -- what a model of this config holds, known before it is built --------------------------------------
+
+    def _embedding_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The state-dict tensors before the blocks: the embeddings and their norm."""
+        D = self.width
+        shapes: dict[str, tuple[int, ...]] = {"embedding.tokens.weight": (self.vocab_size, D)}
+        if self.positions == "learned":
+            shapes["embedding.positions.table.weight"] = (self.context, D)
+        if self.token_types:
+            shapes["embedding.token_types.weight"] = (self.token_types, D)
+        if self.embedding_norm:
+            shapes.update(self._norm_shapes("embedding.norm"))
+        return shapes
+
+    def _head_shapes(self) -> dict[str, tuple[int, ...]]:
+        """The state-dict tensors after the blocks: the final norm and the LM head (tied or not)."""
+        shapes = self._norm_shapes("final_norm") if self.final_norm else {}
+        if self.lm_head:
+            shapes["lm_head.weight"] = (self.vocab_size, self.width)
+        return shapes
+
+    def _norm_shapes(self, prefix: str) -> dict[str, tuple[int, ...]]:
+        shapes: dict[str, tuple[int, ...]] = {f"{prefix}.weight": (self.width,)}
+        if self.norm == "layernorm" and self.norm_bias:
+            shapes[f"{prefix}.bias"] = (self.width,)
+        return shapes
+
+    def _block_shapes(self, index: int) -> dict[str, tuple[int, ...]]:
+        """The state-dict tensors of block ``index``: attention, MLP and their two norms."""
+        attention, D, F = self.attention, self.width, self.hidden_width
+        H, G, K = attention.heads, attention.groups, attention.key_width
+        layers = {
+            "attention.to_q": (H * K, D, self.attention_bias),
+            "attention.to_k": (G * K, D, self.attention_bias),
+            "attention.to_v": (G * K, D, self.attention_bias),
+            "attention.to_out": (D, H * K, self.attention_bias),
+            "mlp.to_hidden": (F, D, self.mlp_bias),
+            **({"mlp.to_gate": (F, D, self.mlp_bias)} if self.activation == "swiglu" else {}),
+            "mlp.to_out": (D, F, self.mlp_bias),
+        }
+        shapes: dict[str, tuple[int, ...]] = {}
+        for name, (outputs, inputs, bias) in layers.items():
+            shapes[f"blocks.{index}.{name}.weight"] = (outputs, inputs)
+            if bias:
+                shapes[f"blocks.{index}.{name}.bias"] = (outputs,)
+        shapes.update(self._norm_shapes(f"blocks.{index}.attention_norm"))
+        shapes.update(self._norm_shapes(f"blocks.{index}.mlp_norm"))
+        return shapes
+
+    def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Every tensor of ``Transformer(self).state_dict()`` by name, with its shape (a tied LM head included):
+        what a weights file for this config must hold, known without building the model."""
+        shapes = self._embedding_shapes()
+        for index in range(self.layers):
+            shapes.update(self._block_shapes(index))
+        return {**shapes, **self._head_shapes()}
+
+    def parameter_count(self) -> int:
+        """How many numbers the model's parameters hold (a tied LM head counted once), by arithmetic alone, so
+        that a config asking for 10⁹ layers costs nothing to measure."""
+        outside = {**self._embedding_shapes(), **self._head_shapes()}
+        if self.lm_head and self.tie_embeddings:
+            outside.pop("lm_head.weight")  # it is the token embedding
+        per_block = sum(math.prod(shape) for shape in self._block_shapes(0).values())
+        return sum(math.prod(shape) for shape in outside.values()) + self.layers * per_block
+
+    def estimated_bytes(self, bytes_per_parameter: int = 4) -> int:
+        """The memory a model of this config takes to build: its parameters at ``bytes_per_parameter`` (float32:
+        4), the position tables it computes (in float64 first), and each block's modules as Python objects."""
+        attention = self.attention
+        table_width = {"sinusoidal": self.width, "rope": attention.key_width}.get(self.positions, 0)
+        tables = _TABLE_BYTES_PER_VALUE * self.context * table_width
+        return bytes_per_parameter * self.parameter_count() + tables + _OBJECT_BYTES_PER_LAYER * self.layers
+
+
+# The peak bytes per value of a computed position table (float64 angles, their sine and cosine, float32 copies).
+_TABLE_BYTES_PER_VALUE = 24
+# A block's modules, parameters and their bookkeeping as Python objects: about 42 kB, measured for narrow blocks.
+_OBJECT_BYTES_PER_LAYER = 48_000
 
 
 # Family templates: the conventions of each family. Sizes come from the presets or the loaded model.

@@ -8,20 +8,24 @@ Every choice comes from :class:`~qkv.model.config.TransformerConfig`; no compone
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import math
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from qkv.attention import masks
 from qkv.attention.kv_cache import KVCache
 from qkv.attention.layer import SelfAttention
 from qkv.attention.positions import LearnedPositions, SinusoidalPositions
+from qkv.errors import InputError
 from qkv.model.config import Activation, TransformerConfig
+from qkv.model.memory import check_memory
 from qkv.shapes import ShapeError, Tensor, require_rank
 
 __all__ = [
@@ -30,6 +34,7 @@ __all__ = [
     "Block",
     "Embedding",
     "Transformer",
+    "check_token_ids",
     "feed_forward",
     "make_norm",
     "norm_function",
@@ -163,21 +168,80 @@ class Embedding(nn.Module):
         return _dropout(self.dropout, x)
 
 
-class Transformer(nn.Module):
-    """Token ids ``(B, T)`` → logits ``(B, T, V)`` (or hidden states ``(B, T, D)`` without an LM head)."""
+_RANDOM_INITIALISERS = frozenset(
+    {
+        nn.init.uniform_,
+        nn.init.normal_,
+        nn.init.trunc_normal_,
+        nn.init.kaiming_uniform_,
+        nn.init.kaiming_normal_,
+        nn.init.xavier_uniform_,
+        nn.init.xavier_normal_,
+    }
+)
 
-    def __init__(self, config: TransformerConfig) -> None:
+
+class _SkipRandomInitialisation(TorchFunctionMode):
+    """Inside, ``torch.nn.init``'s random fills leave their tensor as ``torch.empty`` made it (memory never
+    written, so never resident). A torch-function mode is this thread's alone: a model built meanwhile in
+    another thread is initialised as usual. (The constant fills, ``ones_`` and ``zeros_`` of norms and biases,
+    do not dispatch here and still run: vectors, cheap.)"""
+
+    def __torch_function__(
+        self, func: Any, types: Any, args: tuple[Any, ...] = (), kwargs: dict[str, Any] | None = None
+    ) -> Any:
+        kwargs = kwargs or {}
+        if func in _RANDOM_INITIALISERS:
+            return args[0] if args else kwargs["tensor"]
+        return func(*args, **kwargs)
+
+
+def check_token_ids(ids: Tensor, size: int, what: str = "token id", fix: str = "") -> None:
+    """Refuse ids that are not integers or fall outside ``0 … size - 1`` (one min/max over the batch), naming
+    an offending id and where it is: an embedding lookup would raise a bare IndexError (or fail on a GPU)."""
+    if ids.dtype not in (torch.int64, torch.int32):  # what an embedding lookup takes
+        raise ShapeError(f"{what}s must be an int64 (or int32) tensor, got {ids.dtype}")
+    if ids.numel() == 0:
+        return
+    smallest, largest = torch.aminmax(ids)
+    low, high = int(smallest), int(largest)
+    if low < 0 or high >= size:
+        bad = low if low < 0 else high
+        where = tuple(int(i) for i in (ids == bad).nonzero()[0])
+        raise InputError(f"{what} {bad} at {where} is out of range: the model has {size:,} {what}s, 0…{size - 1}{fix}")
+
+
+class Transformer(nn.Module):
+    """Token ids ``(B, T)`` → logits ``(B, T, V)`` (or hidden states ``(B, T, D)`` without an LM head).
+
+    Before anything is allocated, the config's memory (:meth:`TransformerConfig.estimated_bytes`) is compared
+    with what the machine has free, and a model that cannot fit is refused with
+    :class:`~qkv.errors.TooLargeError`. ``initialise=False`` is for loaders that replace every parameter right
+    away: the random initialisation is skipped (for SmolLM2's 135M weights it took 1.7 s) and so is the memory
+    check, which such a caller makes itself for the tensors it will hold.
+    """
+
+    def __init__(self, config: TransformerConfig, *, initialise: bool = True) -> None:
         super().__init__()
+        if initialise:
+            check_memory(
+                config.estimated_bytes(),
+                f"a model of {config.parameter_count():,} parameters ({config.layers:,} layers of width "
+                f"{config.width:,}, vocabulary {config.vocab_size:,}, context {config.context:,})",
+                "choose fewer layers or a smaller width, vocabulary or context",
+            )
         self.config = config
-        self.embedding = Embedding(config)
-        self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
-        self.final_norm = make_norm(config) if config.final_norm else None
-        self.lm_head: nn.Linear | None = None
-        if config.lm_head:
-            self.lm_head = nn.Linear(config.width, config.vocab_size, bias=False)
-            if config.tie_embeddings:
-                self.lm_head.weight = self.embedding.tokens.weight
-        self.reset_parameters()
+        with contextlib.nullcontext() if initialise else _SkipRandomInitialisation():
+            self.embedding = Embedding(config)
+            self.blocks = nn.ModuleList(Block(config) for _ in range(config.layers))
+            self.final_norm = make_norm(config) if config.final_norm else None
+            self.lm_head: nn.Linear | None = None
+            if config.lm_head:
+                self.lm_head = nn.Linear(config.width, config.vocab_size, bias=False)
+                if config.tie_embeddings:
+                    self.lm_head.weight = self.embedding.tokens.weight
+        if initialise:
+            self.reset_parameters()
 
     def reset_parameters(self) -> None:
         """GPT-2's initialisation: N(0, 0.02), residual output projections scaled by 1/√(2·layers)."""
@@ -206,6 +270,10 @@ class Transformer(nn.Module):
         ``ids`` are only the new tokens.
         """
         require_rank("token ids", ids, "BT")
+        if not torch.compiler.is_compiling():  # training compiles over ids its own tokenizer made
+            check_token_ids(ids, self.config.vocab_size, "token id", "; encode text with this model's own tokenizer")
+            if token_types is not None and self.config.token_types:
+                check_token_ids(token_types, self.config.token_types, "token type")
         if cache is not None and len(cache) != len(self.blocks):
             raise ShapeError(f"need one cache per block ({len(self.blocks)}), got {len(cache)}")
         offset = cache[0].length if cache else 0

@@ -4,31 +4,30 @@ A loader reads a file format and renames its tensors to qkv's module names; :fun
 tensors are exactly the ones the config asks for, with the right shapes, before anything is loaded, so a
 mismatch is one clear error and never a half-loaded model.
 
-The model is built without random initialisation (which for SmolLM2's 135M weights took 1.7 s): its
-parameters are left as ``torch.empty`` allocates them — memory never touched, so never resident — and then
-replaced by the loaded tensors themselves. (PyTorch's ``meta`` device would do the same, but building on it
-imports ``torch._dynamo`` and sympy: 48 MB and a second.)
+The model is built without random initialisation (``Transformer(config, initialise=False)``; for SmolLM2's
+135M weights it took 1.7 s): its parameters are left as ``torch.empty`` allocates them — memory never touched,
+so never resident — and then replaced by the loaded tensors themselves. (PyTorch's ``meta`` device would do the
+same, but moving a model off it imports sympy: 0.3 s.) :func:`check_fits` lets a loader refuse a model too large
+for the free memory as soon as it has read the config, before any tensor.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
 from qkv.data.registry import PretrainedError
 from qkv.model.config import TransformerConfig
+from qkv.model.memory import check_memory
 from qkv.model.transformer import Transformer
 from qkv.pretrained.lowbit import BF16Embedding, BF16Linear, Int4Blocks, Int4Linear, WeightFormat
 from qkv.shapes import Tensor
 from qkv.text.tokenizers import Tokenizer
 
-__all__ = ["Parts", "build", "check_vocabulary"]
+__all__ = ["Parts", "build", "check_fits", "check_vocabulary"]
 
 
 @dataclass
@@ -57,46 +56,26 @@ def check_vocabulary(tokenizer: Tokenizer, vocab_size: int, where: Path) -> None
         )
 
 
-_INITIALISERS = (
-    "uniform_",
-    "normal_",
-    "trunc_normal_",
-    "constant_",
-    "ones_",
-    "zeros_",
-    "kaiming_uniform_",
-    "kaiming_normal_",
-    "xavier_uniform_",
-    "xavier_normal_",
-)
+_BYTES_PER_PARAMETER: dict[str, int] = {"float32": 4, "bfloat16": 2, "int4": 2}  # int4: its embedding is bfloat16
 
 
-@contextlib.contextmanager
-def _uninitialised() -> Iterator[None]:
-    """Inside, ``torch.nn.init`` leaves tensors as they are (as ``transformers``' ``no_init_weights`` does): the
-    modules built here get their values from a file right after. Not thread-safe: building a model in another
-    thread meanwhile would skip its initialisation too."""
-
-    def keep(tensor: Tensor, *args: Any, **kwargs: Any) -> Tensor:
-        return tensor
-
-    saved = {name: getattr(nn.init, name) for name in _INITIALISERS}
-    try:
-        for name in _INITIALISERS:
-            setattr(nn.init, name, keep)
-        yield
-    finally:
-        for name, initialiser in saved.items():
-            setattr(nn.init, name, initialiser)
+def check_fits(config: TransformerConfig, precision: WeightFormat, where: Path) -> None:
+    """Refuse, before a tensor is read, a model whose weights in ``precision`` cannot fit in the free memory (a
+    damaged or hostile config asking for 100,000 layers, or a model too large for this machine)."""
+    smaller = "load it as bfloat16 (or int4, from a GGUF) or on" if precision == "float32" else "load it on"
+    check_memory(
+        config.estimated_bytes(_BYTES_PER_PARAMETER[precision]),
+        f"{where} describes a model of {config.parameter_count():,} parameters ({config.layers:,} layers of width "
+        f"{config.width:,}), which as {precision}",
+        f"{smaller} a machine with more memory",
+    )
 
 
 def build(parts: Parts, precision: WeightFormat = "float32") -> Transformer:
     """The model of ``parts.config`` holding ``parts.tensors`` (the tensors themselves: no copies where their
     dtype is already the one ``precision`` asks for; see :mod:`qkv.pretrained.lowbit`)."""
     config = parts.config
-    with _uninitialised():
-        model = Transformer(config)  # every parameter is replaced below
-    expected = {name: tuple(value.shape) for name, value in model.state_dict().items()}
+    expected = config.parameter_shapes()  # checked before the model is built: a mismatch allocates nothing
     tied = config.lm_head and config.tie_embeddings
     if tied:
         expected.pop("lm_head.weight")  # it is the token embedding
@@ -115,6 +94,7 @@ def build(parts: Parts, precision: WeightFormat = "float32") -> Transformer:
             raise PretrainedError(
                 f"{where}: tensor {name} has shape {tuple(given[name].shape)}, the config needs {shape}"
             )
+    model = Transformer(config, initialise=False)  # every parameter is replaced below
     lowered = _lower(model, given, parts.int4, precision) if precision != "float32" else set()
     state = {name: value.to(torch.float32).contiguous() for name, value in given.items() if name not in lowered}
     model.load_state_dict(state, strict=False, assign=True)  # every key was checked above

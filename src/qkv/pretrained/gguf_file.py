@@ -30,7 +30,7 @@ import torch
 from qkv.data.registry import PretrainedError
 from qkv.shapes import Tensor
 
-__all__ = ["BLOCK_TYPES", "GGUFFile", "TensorInfo", "dequantise", "type_name"]
+__all__ = ["BLOCK_TYPES", "MAX_NESTING", "GGUFFile", "TensorInfo", "dequantise", "type_name"]
 
 _MAGIC = b"GGUF"
 _VERSIONS = (2, 3)
@@ -93,6 +93,15 @@ class TensorInfo:
         return int(np.prod(self.shape[:-1], dtype=np.int64)) if len(self.shape) > 1 else 1
 
 
+#: How deeply metadata arrays may nest (arrays of arrays of …). Real files nest one or two deep; each level is a
+#: Python call, so a damaged or hostile file nesting thousands deep would otherwise end in a RecursionError.
+MAX_NESTING = 8
+
+
+class _TooDeep(Exception):
+    """A metadata array nests deeper than :data:`MAX_NESTING` (turned into a PretrainedError naming the file)."""
+
+
 class _Cursor:
     """Sequential little-endian reads from a buffer; running past its end raises :class:`IndexError`."""
 
@@ -123,10 +132,13 @@ class _Cursor:
         self.at = end
         return text
 
-    def value(self, kind: int) -> Any:
+    def value(self, kind: int, depth: int = 0) -> Any:
+        """One metadata value of type ``kind``; ``depth`` counts the arrays it lies in."""
         if kind == _STRING:
             return self.string()
         if kind == _ARRAY:
+            if depth >= MAX_NESTING:
+                raise _TooDeep()
             item_kind, count = self.u32(), self.u64()
             if item_kind == _STRING:
                 return [self.string() for _ in range(count)]
@@ -139,7 +151,7 @@ class _Cursor:
                 self.at = end
                 return array.astype(bool) if item_kind == 7 else array
             if item_kind == _ARRAY:
-                return [self.value(_ARRAY) for _ in range(count)]
+                return [self.value(_ARRAY, depth + 1) for _ in range(count)]
             raise ValueError(f"unknown metadata array type {item_kind}")
         fmt = _SCALARS.get(kind)
         if fmt is None:
@@ -161,6 +173,11 @@ class GGUFFile:
                     self._parse(_Cursor(buffer))
         except PretrainedError:
             raise
+        except _TooDeep:
+            raise PretrainedError(
+                f"cannot read GGUF file {path}: its metadata nests arrays more than {MAX_NESTING} deep "
+                "(a damaged file?)"
+            ) from None
         except (IndexError, struct.error):
             raise PretrainedError(
                 f"cannot read GGUF file {path}: it ends inside its header (a truncated or damaged file?)"

@@ -29,7 +29,7 @@ import torch
 
 from qkv.data.registry import PretrainedError
 from qkv.model.config import FAMILIES, TransformerConfig
-from qkv.pretrained.assemble import Parts
+from qkv.pretrained.assemble import Parts, check_fits
 from qkv.pretrained.gguf_file import BLOCK_TYPES, GGUFFile, dequantise
 from qkv.pretrained.lowbit import Int4Blocks, WeightFormat, int4_blocks
 from qkv.pretrained.tokenizer import PretrainedTokenizer
@@ -69,6 +69,7 @@ def read_gguf(path: Path, precision: WeightFormat = "float32") -> Parts:
             "rows: the tokenizer does not match the model's vocabulary"
         )
     config = _config(reader, architecture, len(tokens), path)
+    check_fits(config, precision, path)
     tokenizer = _tokenizer(reader, tokens, path)
     tensors, blocks = _tensors(reader, config, precision)
 

@@ -23,7 +23,8 @@ from qkv.data.registry import PretrainedError, pickle_refusal, read_json
 from qkv.data.tensors import read_tensors
 from qkv.errors import ConfigError
 from qkv.model.config import FAMILIES, Activation, TransformerConfig
-from qkv.pretrained.assemble import Parts, check_vocabulary
+from qkv.pretrained.assemble import Parts, check_fits, check_vocabulary
+from qkv.pretrained.lowbit import WeightFormat
 from qkv.pretrained.tokenizer import tokenizer_from_file
 from qkv.shapes import Tensor
 
@@ -32,8 +33,11 @@ __all__ = ["SUPPORTED_MODEL_TYPES", "read_hf_dir"]
 _PICKLE_NAMES = ("pytorch_model.bin", "pytorch_model.bin.index.json", "model.pt", "model.pth", "model.ckpt")
 
 
-def read_hf_dir(directory: Path) -> Parts:
-    """Read a Hugging Face directory written by ``save_pretrained`` (or shipped in that layout)."""
+def read_hf_dir(directory: Path, precision: WeightFormat = "float32") -> Parts:
+    """Read a Hugging Face directory written by ``save_pretrained`` (or shipped in that layout).
+
+    A model that cannot fit in the free memory as ``precision`` is refused once ``config.json`` is read, before
+    any weight is."""
     config_path = directory / "config.json"
     if not config_path.is_file():
         raise PretrainedError(
@@ -57,6 +61,7 @@ def read_hf_dir(directory: Path) -> Parts:
         raise
     except (ConfigError, TypeError, ValueError) as error:  # a config value of the wrong kind or range
         raise PretrainedError(f"{config_path}: {error}") from None
+    check_fits(config, precision, config_path)
     tokenizer = None  # read first: a mismatch is found before the weights are read
     pad_id = hf.get("pad_token_id")
     pad_id = pad_id if isinstance(pad_id, int) and not isinstance(pad_id, bool) else 0

@@ -27,7 +27,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkv.shapes import Tensor
+from qkv.shapes import ShapeError, Tensor
 
 __all__ = [
     "GROUP",
@@ -132,7 +132,7 @@ class Int4Linear(nn.Linear):
         nn.Module.__init__(self)  # no float weight: the blocks are the weight
         self.out_features, self.in_features = blocks.shape
         if self.out_features % 64:
-            raise ValueError(f"Int4Linear needs a multiple of 64 output features, got {self.out_features}")
+            raise ShapeError(f"Int4Linear needs a multiple of 64 output features, got {self.out_features}")
         self.register_buffer("packed", blocks.packed)  # (N, K/2)
         self.register_buffer("scales_and_zeros", blocks.scales_and_zeros)  # (K/32, N, 2)
         _set_bias(self, bias)

@@ -107,7 +107,7 @@ def read_parts(path: Path, precision: WeightFormat = "float32") -> Parts:
                 f"{path} is not a qkv checkpoint (a run directory `qkv train` wrote) nor a Hugging Face model "
                 "directory (it has no config.json; one holds config.json and model.safetensors)"
             )
-        return read_hf_dir(path)
+        return read_hf_dir(path, precision)
     found = sniff_format(path)
     if found == "gguf":
         return read_gguf(path, precision)

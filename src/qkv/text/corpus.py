@@ -267,10 +267,18 @@ def read_corpus(path: str | os.PathLike[str]) -> Corpus:
     folders (names starting with ``.``) are skipped, and so are empty files, as long as one file has text.
     A leading UTF-8 byte-order mark is dropped and Windows/old-Mac line ends become ``\\n``.
 
-    Raises :class:`CorpusError` for a missing path, an empty file, a folder without non-empty ``.txt`` files,
-    a binary or non-UTF-8 file (naming the byte offset), or a file that cannot be read.
+    Raises :class:`CorpusError` for a missing path, a path whose name is not UTF-8, an empty file, a folder
+    without non-empty ``.txt`` files, a binary or non-UTF-8 file (naming the byte offset), or a file that cannot
+    be read.
     """
     given = Path(path)
+    try:
+        str(given).encode("utf-8")
+    except UnicodeEncodeError:  # bytes that are not UTF-8 in the name, carried by Python as lone surrogates
+        raise CorpusError(
+            f"the corpus path {os.fsencode(given)!r} is not valid UTF-8; rename it (a run records its corpus's "
+            "path as UTF-8 text, to find it again on --resume)"
+        ) from None
     if not given.exists():
         raise CorpusError(f"corpus path does not exist: {given}; pass a UTF-8 .txt file or a folder of them")
     if given.is_dir():
@@ -316,9 +324,9 @@ def split_train_validation(
     ``context + 1`` tokens (one input window and its shifted targets), else :class:`CorpusError`.
     """
     if not 0.0 < validation_fraction < 1.0:
-        raise ValueError(f"validation_fraction must be between 0 and 1 (exclusive), got {validation_fraction!r}")
+        raise CorpusError(f"validation_fraction must be between 0 and 1 (exclusive), got {validation_fraction!r}")
     if isinstance(context, bool) or not isinstance(context, int) or context < 1:
-        raise ValueError(f"context must be a positive integer, got {context!r}")
+        raise CorpusError(f"context must be a positive integer, got {context!r}")
     total = len(ids)
     n_train = int(total * (1.0 - validation_fraction))
     n_validation = total - n_train

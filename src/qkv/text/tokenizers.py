@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 import numpy as np
 from numpy.typing import NDArray
 
-from qkv.errors import InputError
+from qkv.errors import InputError, check_text
 
 if TYPE_CHECKING:
     import tokenizers
@@ -252,11 +252,13 @@ class BPETokenizer(Tokenizer):
         return int(self.backend.get_vocab_size(with_added_tokens=True))
 
     def encode(self, text: str) -> list[int]:
+        check_text("the text", text, TokenizerError)  # the Rust side would raise a bare TypeError
         if len(text) > _CHUNK_CHARS:
             return self.encode_array(text).tolist()
         return list(self.backend.encode(text, add_special_tokens=False).ids)
 
     def encode_array(self, text: str) -> NDArray[np.int32]:
+        check_text("the text", text, TokenizerError)
         chunks = list(_chunks(text))
         if not chunks:
             return np.zeros(0, dtype=np.int32)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ from qkv.errors import ConfigError, InputError
 from qkv.model.config import TransformerConfig
 from qkv.text.tokenizers import Tokenizer, TokenizerError, tokenizer_from_json
 from qkv.training.config import TrainConfig
+from qkv.training.lock import hold_run
 
 __all__ = [
     "FORMAT",
@@ -68,6 +70,7 @@ class Progress:
     elapsed_seconds: float = 0.0
     train_losses: list[tuple[int, float]] = field(default_factory=list)
     validation_losses: list[tuple[int, float]] = field(default_factory=list)
+    data_sha256: str | None = None  # the training and validation token ids (qkv.training.data.fingerprint)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,16 +79,21 @@ class Progress:
             "elapsed_seconds": self.elapsed_seconds,
             "train_losses": [list(p) for p in self.train_losses],
             "validation_losses": [list(p) for p in self.validation_losses],
+            "data_sha256": self.data_sha256,
         }
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Progress:
+        fingerprint = data.get("data_sha256")  # absent from checkpoints written before qkv recorded it
+        if fingerprint is not None and not isinstance(fingerprint, str):
+            raise TypeError(f"data_sha256 must be a string, got {fingerprint!r}")
         return cls(
             step=int(data["step"]),
             tokens_seen=int(data["tokens_seen"]),
             elapsed_seconds=float(data["elapsed_seconds"]),
             train_losses=[(int(s), float(v)) for s, v in data["train_losses"]],
             validation_losses=[(int(s), float(v)) for s, v in data["validation_losses"]],
+            data_sha256=fingerprint,
         )
 
 
@@ -126,13 +134,46 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
 
 
 def _restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
+    """Load the saved moments into ``optimizer`` after checking that they were saved for its parameters: the
+    same groups of the same sizes, every moment the shape of its parameter (``load_state_dict`` checks only the
+    group sizes, and a moment of another shape fails later, inside the first step)."""
+    groups = checkpoint.optimizer_groups
+    ours = [len(group["params"]) for group in optimizer.param_groups]
+    saved = [
+        len(group["params"]) if isinstance(group, dict) and isinstance(group.get("params"), list) else None
+        for group in groups
+    ]
+    if saved != ours:
+        raise CheckpointError(
+            f"{checkpoint.path / 'config.json'}: the optimizer was saved with parameter groups of {saved} tensors, "
+            f"this model's has {ours}; the optimizer state belongs to another model"
+        )
+    where = checkpoint.path / "state.safetensors"
+    parameters = [parameter for group in optimizer.param_groups for parameter in group["params"]]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for key, value in checkpoint.state.items():
         if not key.startswith("optimizer."):
             continue
-        _, index, name = key.split(".", 2)
-        state.setdefault(int(index), {})[name] = value
-    optimizer.load_state_dict({"state": state, "param_groups": checkpoint.optimizer_groups})
+        _, index_text, name = [*key.split(".", 2), "", ""][:3]
+        if not index_text.isdigit() or not name:
+            raise CheckpointError(f"{where}: {key!r} is not an optimizer tensor name; the checkpoint is corrupted")
+        index = int(index_text)
+        if index >= len(parameters):
+            raise CheckpointError(
+                f"{where}: optimizer state for parameter {index}, but this model's optimizer has "
+                f"{len(parameters)} parameters; the optimizer state belongs to another model"
+            )
+        if value.dim() and value.shape != parameters[index].shape:
+            raise CheckpointError(
+                f"{where}: the optimizer's {name} of parameter {index} has shape {tuple(value.shape)}, the parameter "
+                f"{tuple(parameters[index].shape)}; the optimizer state belongs to another model"
+            )
+        state.setdefault(index, {})[name] = value
+    try:
+        optimizer.load_state_dict({"state": state, "param_groups": groups})
+    except (ValueError, KeyError, TypeError, RuntimeError) as error:
+        first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise CheckpointError(f"{where}: the optimizer state cannot be restored ({first})") from None
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -162,10 +203,23 @@ def save_checkpoint(
     """Write a complete checkpoint into ``run_dir/checkpoint`` atomically; return its path.
 
     On any failure (a full disk included) the temporary directory is removed and the previous checkpoint
-    is left untouched.
+    is left untouched. The run directory is held (:func:`~qkv.training.lock.hold_run`) while it is written: a
+    save into a directory another process trains into is refused.
     """
-    run = Path(run_dir)
-    run.mkdir(parents=True, exist_ok=True)
+    with hold_run(run_dir) as run:  # re-entrant: a no-op inside train(), which holds it for the whole run
+        return _save(run, model, model_config, tokenizer_json, progress, train_config, optimizer, generators)
+
+
+def _save(
+    run: Path,
+    model: nn.Module,
+    model_config: TransformerConfig,
+    tokenizer_json: str,
+    progress: Progress,
+    train_config: TrainConfig | None,
+    optimizer: torch.optim.Optimizer | None,
+    generators: Mapping[str, torch.Generator] | None,
+) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".checkpoint.tmp-", dir=run))
     try:
         save_model(model, str(staging / "model.safetensors"), metadata={"format": FORMAT})
@@ -304,6 +358,7 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
     except (SafetensorError, OSError, RuntimeError) as error:
         raise _safetensors_error(directory / "state.safetensors", error) from None
     tokenizer_json, _ = _read_tokenizer(directory / "tokenizer.json")
+    _check_weights_fit(directory / "model.safetensors", model_config)
     return Checkpoint(
         path=directory,
         model_config=model_config,
@@ -328,11 +383,40 @@ def read_model(path: str | os.PathLike[str]) -> SavedModel:
     except (SafetensorError, OSError, RuntimeError) as error:
         raise _safetensors_error(directory / "state.safetensors", error) from None
     _, tokenizer = _read_tokenizer(directory / "tokenizer.json")
+    _check_weights_fit(directory / "model.safetensors", model_config)
     try:
         tensors = load_file(str(directory / "model.safetensors"))
     except (SafetensorError, OSError, RuntimeError) as error:
         raise _safetensors_error(directory / "model.safetensors", error) from None
     return SavedModel(directory, model_config, tensors, tokenizer, progress)
+
+
+def _check_weights_fit(path: Path, config: TransformerConfig) -> None:
+    """The weights' names and shapes (read from the file's header alone) against the model config, so that a
+    damaged or hostile ``config.json`` — 100,000 layers, a width of 10⁹ — is refused before a model is built."""
+    try:
+        with safe_open(str(path), "pt") as weights:
+            held = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}  # noqa: SIM118
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"{path}: not a readable safetensors file ({error})") from None
+    blocks = {int(found.group(1)) for name in held if (found := re.match(r"blocks\.(\d+)\.", name))}
+    layers = max(blocks) + 1 if blocks else 0
+    if layers != config.layers:
+        raise CheckpointError(
+            f"{path}: weights do not fit the model config (config.json asks for {config.layers:,} layers, "
+            f"the weights hold {layers})"
+        )
+    expected = config.parameter_shapes()
+    if config.lm_head and config.tie_embeddings:  # saved once, as the token embedding
+        expected.pop("lm_head.weight")
+        held.pop("lm_head.weight", None)
+    for name in [*expected, *(name for name in held if name not in expected)]:  # the first in the model's order
+        if expected.get(name) != held.get(name):
+            wanted, actual = expected.get(name, "no such tensor"), held.get(name, "none")
+            raise CheckpointError(
+                f"{path}: weights do not fit the model config ({name}: the config needs {wanted}, the weights hold "
+                f"{actual})"
+            )
 
 
 def load_weights(model: nn.Module, checkpoint: Checkpoint) -> None:
@@ -358,10 +442,15 @@ def restore_training_state(
     """Put back optimizer moments and random-number-generator states, so training continues exactly."""
     if optimizer is not None:
         _restore_optimizer(optimizer, checkpoint)
-    if "rng.torch" in checkpoint.state:
-        torch.set_rng_state(checkpoint.state["rng.torch"])
-    for name, generator in (generators or {}).items():
-        key = f"rng.{name}"
-        if key not in checkpoint.state:
+    where = checkpoint.path / "state.safetensors"
+    for name in generators or {}:
+        if f"rng.{name}" not in checkpoint.state:
             raise CheckpointError(f"{checkpoint.path}: no saved state for the {name!r} random generator")
-        generator.set_state(checkpoint.state[key])
+    try:
+        if "rng.torch" in checkpoint.state:
+            torch.set_rng_state(checkpoint.state["rng.torch"])
+        for name, generator in (generators or {}).items():
+            generator.set_state(checkpoint.state[f"rng.{name}"])
+    except (RuntimeError, TypeError) as error:  # a tensor of another size or dtype
+        first = str(error).strip().splitlines()[0]
+        raise CheckpointError(f"{where}: a saved random-generator state is not one ({first})") from None

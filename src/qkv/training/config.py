@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, get_args
 
-from qkv.errors import ConfigData, ConfigError, check_choice, check_positive, check_types
+from qkv.errors import ConfigData, ConfigError, check_choice, check_positive, check_seed, check_types
 
 __all__ = ["COMPUTE_PRECISIONS", "ComputePrecision", "TrainConfig"]
 
@@ -100,6 +100,7 @@ class TrainConfig(ConfigData):
                 raise ConfigError(f"{name}.{field} must be in [0, 1), got {getattr(self, field)}")
         if self.watch is not None and not self.watch.strip():
             raise ConfigError(f"{name}.watch must be a text to watch (or None), got {self.watch!r}")
+        check_seed(f"{name}.seed", self.seed)
         if not self.grad_clip > 0:
             raise ConfigError(f"{name}.grad_clip must be positive, got {self.grad_clip}")
 

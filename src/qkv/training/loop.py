@@ -22,13 +22,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from qkv.errors import ConfigError
+from qkv.errors import SEED_LIMIT, ConfigError, InputError
 from qkv.model.config import TransformerConfig
+from qkv.model.memory import check_memory
 from qkv.shapes import Tensor
 from qkv.training.checkpoint import Checkpoint, Progress, restore_training_state, save_checkpoint
 from qkv.training.config import TrainConfig
-from qkv.training.data import get_batch
+from qkv.training.data import fingerprint, get_batch
 from qkv.training.distributed import Distributed
+from qkv.training.lock import hold_run
 from qkv.training.precision import mixed_precision, resolve_precision
 from qkv.training.schedule import learning_rate
 from qkv.training.watch import Watch
@@ -38,26 +40,31 @@ __all__ = [
     "TrainEvent",
     "TrainResult",
     "TrainingDiverged",
+    "check_step_fits",
     "configure_optimizer",
     "estimate_loss",
+    "step_memory",
     "train",
     "train_step",
 ]
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(InputError, RuntimeError):
     """The loss stopped being a finite number; the message names the step and the last good checkpoint."""
 
 
-class CompileFailed(RuntimeError):
+class CompileFailed(InputError, RuntimeError):
     """``torch.compile`` could not compile the model (the message says so and how to train without it)."""
 
 
 @dataclass(frozen=True)
 class TrainEvent:
-    """One thing that happened: a training step, a validation, a checkpoint, or the end."""
+    """One thing that happened: a training step, a validation, a checkpoint, or the end; or, before the first
+    step of a resume, ``data_changed``: the token ids differ from those the run was trained on (their
+    :func:`~qkv.training.data.fingerprint`), so training goes on, on the new data, but not exactly as it would
+    have gone on uninterrupted."""
 
-    kind: Literal["step", "validation", "checkpoint", "done"]
+    kind: Literal["step", "validation", "checkpoint", "done", "data_changed"]
     step: int
     total_steps: int
     loss: float = math.nan
@@ -127,10 +134,33 @@ def train_step(
     return loss.detach()
 
 
+def step_memory(model_config: TransformerConfig, batch_size: int) -> int:
+    """A lower bound on the bytes one training step adds to a model's weights: gradients and AdamW's two moments
+    (12 bytes a parameter), the activations kept for the backward pass (in each block the norms' inputs,
+    queries, keys, values, the attention output and the MLP's hidden layer before and after its activation)
+    and the logits with their log-softmax and gradient. Measured steps take 1.2–1.5× more; a step whose lower
+    bound does not fit certainly cannot run."""
+    D, F, V = model_config.width, model_config.hidden_width, model_config.vocab_size
+    tokens = batch_size * model_config.context
+    per_token = 3 * V + model_config.layers * (8 * D + 2 * F) + 2 * D  # float32 values kept per token
+    return 12 * model_config.parameter_count() + 4 * tokens * per_token
+
+
+def check_step_fits(model_config: TransformerConfig, batch_size: int, device: torch.device, processes: int = 1) -> None:
+    """Refuse (:class:`~qkv.errors.TooLargeError`) batches whose :func:`step_memory` exceeds the free memory of
+    ``device``, where each of ``processes`` takes an equal slice."""
+    check_memory(
+        step_memory(model_config, batch_size // processes),
+        f"a training step on batches of {batch_size:,} sequences of {model_config.context:,} tokens",
+        "lower the batch size (or the context)",
+        device,
+    )
+
+
 @torch.no_grad()
 def estimate_loss(model: nn.Module, ids: Tensor, config: TrainConfig, context: int) -> float:
     """Mean loss over ``eval_batches`` batches drawn with a fixed seed (the same batches every time)."""
-    generator = torch.Generator().manual_seed(config.seed + 1)
+    generator = torch.Generator().manual_seed((config.seed + 1) % SEED_LIMIT)
     was_training = model.training
     model.eval()
     losses = [
@@ -184,8 +214,37 @@ def train(
     """Train ``model`` until ``config.steps`` (counting steps done before a resume) or ``config.time_limit``.
 
     Under ``torchrun`` (``distributed.enabled``) each rank trains a DistributedDataParallel replica on its
-    slice of the same global batch; only rank 0 writes checkpoints and reports events.
+    slice of the same global batch; only rank 0 writes checkpoints and reports events. ``run_dir`` is held
+    for the whole training (:func:`~qkv.training.lock.hold_run`): a second training into it is refused.
     """
+    with hold_run(run_dir) if distributed.is_main else contextlib.nullcontext():
+        return _train(
+            model,
+            model_config=model_config,
+            tokenizer_json=tokenizer_json,
+            train_ids=train_ids,
+            validation_ids=validation_ids,
+            config=config,
+            run_dir=run_dir,
+            resume=resume,
+            on_event=on_event,
+            distributed=distributed,
+        )
+
+
+def _train(
+    model: nn.Module,
+    *,
+    model_config: TransformerConfig,
+    tokenizer_json: str,
+    train_ids: Tensor,
+    validation_ids: Tensor,
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume: Checkpoint | None,
+    on_event: Callable[[TrainEvent], None],
+    distributed: Distributed,
+) -> TrainResult:
     context = model_config.context
     # "auto" becomes the concrete precision here, so that the checkpoint records it and a resume computes alike
     config = replace(config, precision=resolve_precision(config.precision, next(model.parameters()).device))
@@ -198,12 +257,18 @@ def train(
         distributed.rank * config.batch_size // distributed.world_size,
         (distributed.rank + 1) * config.batch_size // distributed.world_size,
     )
+    check_step_fits(model_config, config.batch_size, next(model.parameters()).device, distributed.world_size)
     optimizer = configure_optimizer(model, config)
     batches = torch.Generator().manual_seed(config.seed)  # the same global batches on every rank
+    report = on_event if distributed.is_main else (lambda event: None)
     progress = Progress()
+    data = fingerprint(train_ids, validation_ids)
     if resume is not None:
         restore_training_state(resume, optimizer, {"batches": batches})
         progress = resume.progress
+        if progress.data_sha256 not in (None, data):  # None: a checkpoint from before qkv recorded it
+            report(TrainEvent("data_changed", progress.step, config.steps))
+    progress.data_sha256 = data
     watch = None
     if config.watch is not None:  # the text is checked on every rank; only rank 0 writes the snapshots
         watch = Watch(
@@ -217,7 +282,6 @@ def train(
         # One graph for the forward pass and one for the backward, fused by inductor; the weights stay the
         # model's own, so checkpoints and validation (run on `model`, uncompiled) see every update.
         replica = cast(nn.Module, torch.compile(replica))
-    report = on_event if distributed.is_main else (lambda event: None)
 
     def checkpoint() -> Path:
         path = Path(run_dir) / "checkpoint"

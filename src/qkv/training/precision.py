@@ -18,6 +18,7 @@ from typing import Literal
 
 import torch
 
+from qkv.errors import ConfigError
 from qkv.training.config import COMPUTE_PRECISIONS, ComputePrecision
 
 __all__ = [
@@ -50,7 +51,7 @@ def resolve_precision(precision: str, device: torch.device) -> ResolvedPrecision
         return "float32"
     if precision == "bfloat16":
         return "bfloat16"
-    raise ValueError(f"precision must be one of {', '.join(COMPUTE_PRECISIONS)}, got {precision!r}")
+    raise ConfigError(f"precision must be one of {', '.join(COMPUTE_PRECISIONS)}, got {precision!r}")
 
 
 def mixed_precision(precision: str, device: torch.device) -> contextlib.AbstractContextManager[object]:
