@@ -99,7 +99,16 @@ ALLOWED = {
         "qkv.files",
     ),
     "render": ("qkv.render", "qkv.data", "qkv.shapes", "qkv.errors", "qkv.files"),
-    "training": ("qkv.training", "qkv.model", "qkv.attention", "qkv.text", "qkv.shapes", "qkv.errors", "qkv._version"),
+    "training": (
+        "qkv.training",
+        "qkv.model",
+        "qkv.attention",
+        "qkv.text",
+        "qkv.shapes",
+        "qkv.errors",
+        "qkv.files",
+        "qkv._version",
+    ),
     "pretrained": (
         "qkv.pretrained",
         "qkv.training.checkpoint",  # a run directory is read by the module that writes it (read_model)

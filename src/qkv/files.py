@@ -6,7 +6,7 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_atomically"]
+__all__ = ["make_ordinary", "write_atomically"]
 
 
 def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> Path:
@@ -24,6 +24,13 @@ def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> Path:
         Path(temporary).unlink(missing_ok=True)
         raise
     return target
+
+
+def make_ordinary(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` the permissions a plain ``open`` (a file) or ``mkdir`` (a folder) would have given it under the
+    umask: ``mkstemp`` and ``mkdtemp`` make theirs private (0600, 0700), which suits secrets, not a checkpoint or a
+    picture that the user's group, a server or a later ``cp`` should read as they read the user's other files."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
 
 
 def _umask() -> int:
