@@ -22,7 +22,9 @@ def gpt2_peer(config: TransformerConfig, *, seed: int, initializer_range: float 
         from transformers import GPT2Config, GPT2LMHeadModel
         from transformers.utils import logging
     except ImportError:
-        raise BenchmarkError("the peer is transformers' GPT-2: pip install transformers (qkv's dev extra)") from None
+        raise BenchmarkError(
+            "the peer is transformers' GPT-2: python -m pip install transformers (qkv's dev extra)"
+        ) from None
     logging.set_verbosity_error()  # it warns that GPT-2's bos/eos ids lie outside a 65-token vocabulary
     peer_config = GPT2Config(
         vocab_size=config.vocab_size,

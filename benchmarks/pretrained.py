@@ -79,7 +79,9 @@ def _transformers() -> Any:
     try:
         import transformers
     except ImportError:
-        raise harness.BenchmarkError("the peer is transformers: pip install transformers accelerate") from None
+        raise harness.BenchmarkError(
+            "the peer is transformers: python -m pip install transformers accelerate"
+        ) from None
     transformers.utils.logging.set_verbosity_error()
     transformers.utils.logging.disable_progress_bar()
     return transformers

@@ -85,7 +85,7 @@ ALLOWED = {
     "data": ("qkv.data", "qkv.errors", "qkv.shapes", "qkv.files"),
     "attention": ("qkv.attention", "qkv.shapes", "qkv.errors"),
     "model": ("qkv.model", "qkv.attention", "qkv.shapes", "qkv.errors"),
-    "text": ("qkv.text", "qkv.errors", "qkv.files"),
+    "text": ("qkv.text", "qkv.data", "qkv.errors", "qkv.files"),  # data: the pinned corpus package
     "generation": ("qkv.generation", "qkv.model", "qkv.attention", "qkv.shapes", "qkv.errors"),
     "inspection": (
         "qkv.inspection",

@@ -9,7 +9,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import BinaryIO
 
-__all__ = ["open_atomically", "write_atomically"]
+__all__ = ["make_ordinary", "open_atomically", "write_atomically"]
 
 
 def write_atomically(path: str | os.PathLike[str], data: bytes | str) -> Path:
@@ -36,6 +36,13 @@ def open_atomically(path: str | os.PathLike[str]) -> Iterator[BinaryIO]:
     except BaseException:
         Path(temporary).unlink(missing_ok=True)
         raise
+
+
+def make_ordinary(path: str | os.PathLike[str]) -> None:
+    """Give ``path`` the permissions a plain ``open`` (a file) or ``mkdir`` (a folder) would have given it under the
+    umask: ``mkstemp`` and ``mkdtemp`` make theirs private (0600, 0700), which suits secrets, not a checkpoint or a
+    picture that the user's group, a server or a later ``cp`` should read as they read the user's other files."""
+    os.chmod(path, (0o777 if os.path.isdir(path) else 0o666) & ~_umask())
 
 
 def _umask() -> int:

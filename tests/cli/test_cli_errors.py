@@ -107,8 +107,14 @@ GENERATE_CASES: dict[str, tuple[list[str], str]] = {
     "a character the tokenizer never saw": (["--prompt", "the €"], "'€'"),
     "top-k of zero": (["--top-k", "0"], "--top-k must be a positive integer, got 0"),
     "top-p above one": (["--top-p", "1.5"], "--top-p must be in (0, 1], got 1.5"),
-    "negative temperature": (["--temperature", "-1"], "--temperature must be 0 (greedy) or a finite positive number, got -1"),
-    "temperature not a number": (["--temperature", "nan"], "--temperature must be 0 (greedy) or a finite positive number"),
+    "negative temperature": (
+        ["--temperature", "-1"],
+        "--temperature must be 0 (greedy) or a finite positive number, got -1",
+    ),
+    "temperature not a number": (
+        ["--temperature", "nan"],
+        "--temperature must be 0 (greedy) or a finite positive number",
+    ),
 }
 
 

