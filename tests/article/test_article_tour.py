@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 import string
 from typing import Any
@@ -14,9 +15,9 @@ import qkv
 from qkv.article.messages import LANGS, TABLES
 from qkv.article.part1_mixing import cosine_similarity, mix
 from qkv.article.part2_keys import relevance
-from qkv.article.part3_queries import part3_via_attend, query_relevance
+from qkv.article.part3_queries import part3_via_attend
 from qkv.article.tour import FINAL_LINK_TOLERANCE, build_tour, make_tour
-from qkv.article.tour_base import Section, Tour, num
+from qkv.article.tour_base import WIDTH, Section, Tour, num
 from qkv.article.vectors import (
     SENTENCE,
     VectorDatabase,
@@ -31,7 +32,9 @@ from qkv.cli.main import main
 from qkv.data import registry
 from qkv.data.trace import AttentionTrace
 
-HEADINGS = ("Part 1", "Part 2", "Part 3", "The final link", "Part 4")
+from .conftest import NumpyLayer
+
+HEADINGS = ("Part 1 —", "Part 2 —", "Part 3 —", "The final link —", "Part 4 —")
 WORDS = split_words(SENTENCE)
 
 
@@ -51,17 +54,62 @@ def test_quick_tour_shows_the_four_parts_and_the_final_link_in_order(capsys: pyt
     assert SENTENCE in out
 
 
-def test_quick_tour_numbers_agree_with_the_functions(capsys: pytest.CaptureFixture[str]) -> None:
+def _head(layer: NumpyLayer) -> int:
+    """The head Parts 2–3 read, chosen here from NumPy's weights: where riley ⇒ dog outweighs dog ⇒ riley most."""
+    riley, dog = layer.index("riley"), layer.index("dog")
+    return int(np.argmax(layer.weights[:, riley, dog] - layer.weights[:, dog, riley]))
+
+
+def test_quick_tour_numbers_agree_with_the_functions(
+    capsys: pytest.CaptureFixture[str], numpy_layer: NumpyLayer
+) -> None:
     out = _run(capsys, "--quick")
     v_riley, v_dog = get_value("riley"), get_value("dog")
     mixed = mix(v_riley, v_dog, ratio=0.75)
     assert re.search(rf"dog\s+{re.escape(num(cosine_similarity(v_riley, v_dog)))}\s+"
                      rf"{re.escape(num(cosine_similarity(mixed, v_dog)))}", out)  # fmt: skip
-    assert f"k_riley · k_dog = {num(relevance(get_key('riley'), get_key('dog')))}" in out
-    scores = query_relevance(get_queries(WORDS), get_keys(WORDS))
-    riley, dog = WORDS.index("riley"), WORDS.index("dog")
+    head, riley, dog = _head(numpy_layer), WORDS.index("riley"), WORDS.index("dog")
+    assert f"head {head} of 12" in out
+    keys = numpy_layer.keys[head] / np.linalg.norm(numpy_layer.keys[head], axis=1, keepdims=True)
+    assert f"k_riley · k_dog = {num(keys[riley] @ keys[dog])}   dog ⇒ riley: k_dog · k_riley = " in out
+    scores = numpy_layer.queries[head] @ numpy_layer.keys[head].T
     assert f"q_riley · k_dog = {num(scores[riley, dog])}" in out
     assert f"q_dog · k_riley = {num(scores[dog, riley])}" in out
+    # The article's literal vectors stay in the tour, as the honest failure.
+    assert f"k_riley · k_dog = {num(relevance(get_key('riley'), get_key('dog')))}" in out
+
+
+@pytest.mark.parametrize("lang", LANGS)
+def test_a_reader_who_stops_after_part_3_has_seen_riley_look_at_dog_and_dog_not_look_back(
+    lang: str, numpy_layer: NumpyLayer
+) -> None:
+    tour = make_tour(quick=True, part=3, lang=lang)
+    text = " ".join(line for section in tour.sections for line in section.lines)
+    found = re.search(r"riley ⇒ dog (?:weighs|pesa) ([+-]\d\.\d{3}), dog ⇒ riley (?:only|solo) ([+-]\d\.\d{3})", text)
+    assert found, text
+    there, back = float(found.group(1)), float(found.group(2))
+    assert there - back >= 0.5 and there >= 10 * back  # a clear margin, not a rounding
+    head, riley, dog = _head(numpy_layer), WORDS.index("riley"), WORDS.index("dog")
+    assert found.groups() == (num(numpy_layer.weights[head, riley, dog]), num(numpy_layer.weights[head, dog, riley]))
+    says = {"en": "the query lets riley take dog's meaning without dog taking riley's",
+            "es": "la consulta deja que riley tome el significado de dog sin que dog tome el de riley"}  # fmt: skip
+    assert says[lang] in text
+    assert re.search(rf"(?:head|cabeza) {head}\b", text)  # the head is named, and why (Part 3 repeats Part 2's choice)
+
+
+def test_the_articles_own_vectors_still_show_the_minus_one_to_one_problem(tour_en: Tour) -> None:
+    part2 = " ".join(_section(tour_en, "Part 2").lines)
+    keys = get_keys(WORDS)
+    negatives = int((keys @ keys.T < 0).sum())
+    assert negatives > 0
+    assert f"lie in [-1, 1]: {negatives} of the 100 relevances are negative" in part2
+    assert "raises ArticleMathError" in part2
+    part3 = " ".join(_section(tour_en, "Part 3").lines)
+    assert "raises ArticleMathError" in part3
+    link = " ".join(_section(tour_en, "The final link").lines)
+    raw = torch.softmax(get_queries(WORDS) @ keys.T / math.sqrt(384), dim=-1)
+    riley, dog = WORDS.index("riley"), WORDS.index("dog")
+    assert f"riley ⇒ dog {num(raw[riley, dog])} and dog ⇒ riley {num(raw[dog, riley])}" in link
 
 
 def test_the_final_link_prints_differences_within_tolerance(capsys: pytest.CaptureFixture[str]) -> None:
@@ -83,8 +131,13 @@ def test_full_tour_is_longer_than_quick(tour_en: Tour, minilm_trace: AttentionTr
     assert len(tour_en.lines()) > len(build_tour(quick=True, model_trace=minilm_trace))
 
 
-def test_terminal_lines_fit_the_width(tour_en: Tour, tour_es: Tour) -> None:
-    assert max(len(line) for tour in (tour_en, tour_es) for line in tour.lines()) <= 100
+def test_everything_the_tour_prints_fits_80_columns(tour_en: Tour, tour_es: Tour, minilm_trace: AttentionTrace) -> None:
+    assert WIDTH == 80
+    tours = [tour_en, tour_es]
+    tours += [make_tour(quick=True, lang=lang, model_trace=minilm_trace) for lang in LANGS]
+    tours += [make_tour(part=part, lang=lang, model_trace=minilm_trace) for part in (1, 2, 3) for lang in LANGS]
+    too_long = [line for tour in tours for line in tour.lines() if len(line) > WIDTH]
+    assert not too_long, too_long
 
 
 def test_a_part_outside_one_to_four_is_refused() -> None:
@@ -142,14 +195,14 @@ def test_the_heads_are_checked_against_qkv_attend_while_the_tour_runs(
 # -- Part 4's printed numbers, recomputed independently ---------------------------------------------------
 
 
-def test_softmax_section_prints_rileys_weights_both_ways(tour_en: Tour) -> None:
+def test_softmax_section_prints_rileys_weights_both_ways(tour_en: Tour, numpy_layer: NumpyLayer) -> None:
     text = "\n".join(_section(tour_en, "4.1").lines)
-    scores = query_relevance(get_queries(WORDS), get_keys(WORDS)).numpy()
+    head = _head(numpy_layer)
     riley = WORDS.index("riley")
-    row = scores[riley]
+    row = numpy_layer.queries[head][riley] @ numpy_layer.keys[head].T  # Part 3's scores for riley
     best, worst = WORDS[int(row.argmax())], WORDS[int(row.argmin())]
     summed = row / row.sum()
-    softmaxed = np.exp(row) / np.exp(row).sum()
+    softmaxed = numpy_layer.weights[head, riley]
     assert f"{best} gets {num(summed[row.argmax()])}" in text
     assert f"{worst} gets {num(summed[row.argmin()])}" in text
     assert f"{best} gets {num(softmaxed[row.argmax()])}, {worst} gets {num(softmaxed[row.argmin()])}" in text

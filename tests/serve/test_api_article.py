@@ -9,6 +9,8 @@ import pytest
 from safetensors import safe_open
 from starlette.testclient import TestClient
 
+from qkv.article.tour import make_tour
+from qkv.article.tour_base import num
 from qkv.article.vectors import SENTENCE, VectorDatabase, split_words
 from qkv.data.registry import find_packaged
 
@@ -73,6 +75,94 @@ def test_positions_are_minilm_s_and_the_same_projections_apply_to_value_plus_pos
     unit = keys / np.linalg.norm(keys, axis=1, keepdims=True)
     assert close(data["with_positions"]["keys"], unit, rtol=1e-6, atol=1e-7)
     assert close(data["with_positions"]["queries"], placed @ wq.T + bq, rtol=1e-6, atol=1e-6)
+
+
+def numpy_first_layer(embeddings: np.ndarray, *, positions: bool) -> dict[str, np.ndarray]:
+    """MiniLM's first layer read with NumPy: LayerNorm(embedding + token type [+ position]) projected."""
+    _, model_dir = find_packaged("minilm")
+    prefix = "encoder.layer.0.attention.self"
+    with safe_open(str(model_dir / "model.safetensors"), framework="np") as weights:
+
+        def get(name: str) -> np.ndarray:
+            return weights.get_tensor(name).astype(np.float64)
+
+        summed = embeddings + get("embeddings.token_type_embeddings.weight")[0]
+        if positions:
+            summed = summed + get("embeddings.position_embeddings.weight")[1 : len(embeddings) + 1]
+        mean, var = summed.mean(axis=1, keepdims=True), summed.var(axis=1, keepdims=True)
+        inputs = (summed - mean) / np.sqrt(var + 1e-12) * get("embeddings.LayerNorm.weight")
+        inputs = inputs + get("embeddings.LayerNorm.bias")
+        return {
+            name: inputs @ get(f"{prefix}.{part}.weight").T + get(f"{prefix}.{part}.bias")
+            for name, part in (("queries", "query"), ("keys", "key"), ("values", "value"))
+        }
+
+
+def softmax(x: np.ndarray) -> np.ndarray:
+    e = np.exp(x - x.max(axis=-1, keepdims=True))
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def test_the_first_layer_is_minilm_s_read_with_numpy(client: TestClient) -> None:
+    data = client.get("/api/article", params={"text": "the dog chased the cat"}).json()
+    embeddings = np.array(data["values"])
+    for sent, positions in ((data["first_layer"], False), (data["first_layer"]["with_positions"], True)):
+        expected = numpy_first_layer(embeddings, positions=positions)
+        for name in ("queries", "keys", "values"):
+            assert close(sent[name], expected[name], rtol=1e-6, atol=1e-6), (name, positions)
+
+
+def test_the_article_head_and_its_references_follow_from_the_vectors_sent(client: TestClient) -> None:
+    data = client.get("/api/article").json()
+    words, heads = data["words"], data["heads"]
+    layer = {name: np.array(data["first_layer"][name]) for name in ("queries", "keys", "values")}
+
+    def split(x: np.ndarray) -> np.ndarray:
+        return x.reshape(len(words), heads, -1).transpose(1, 0, 2)  # (W, D) → (H, W, K)
+
+    q, k, v = split(layer["queries"]), split(layer["keys"]), split(layer["values"])
+    weights = softmax(q @ k.transpose(0, 2, 1) / np.sqrt(q.shape[-1]))  # (H, W, W)
+    riley, dog = words.index("riley"), words.index("dog")
+    head = int(np.argmax(weights[:, riley, dog] - weights[:, dog, riley]))
+    chosen = data["article_head"]
+    assert (chosen["head"], chosen["width"], chosen["focus"], chosen["other"]) == (head, q.shape[-1], riley, dog)
+    assert chosen["there"] == pytest.approx(weights[head, riley, dog], abs=1e-6)
+    assert chosen["back"] == pytest.approx(weights[head, dog, riley], abs=1e-6)
+    reference = data["reference"]
+    unit = k[head] / np.linalg.norm(k[head], axis=1, keepdims=True)
+    assert close(reference["head_relevance"], unit @ unit.T, rtol=1e-6, atol=1e-7)
+    assert close(reference["head_scores"], q[head] @ k[head].T, rtol=1e-6, atol=1e-5)
+    assert close(reference["head_weights"], weights[head], rtol=1e-5, atol=1e-8)
+    assert close(reference["head_output"], weights[head] @ np.array(data["values"]), rtol=1e-5, atol=1e-8)
+    assert close(reference["layer_weights"], weights, rtol=1e-5, atol=1e-8)
+    merged = (weights @ v).transpose(1, 0, 2).reshape(len(words), -1)  # (H, W, K) → (W, D)
+    assert close(reference["layer_output"], merged, rtol=1e-5, atol=1e-7)
+    assert 0 <= reference["head_attend_difference"] < 1e-10 and 0 <= reference["layer_attend_difference"] < 1e-10
+
+
+def test_the_tour_s_part_3_numbers_are_the_api_s(client: TestClient) -> None:
+    data = client.get("/api/article").json()
+    chosen, reference = data["article_head"], data["reference"]
+    riley, dog = chosen["focus"], chosen["other"]
+    tour = make_tour(quick=True, part=3)
+    text = " ".join(line for section in tour.sections for line in section.lines)
+    scores, weights = reference["head_scores"], reference["head_weights"]
+    assert f"Queries come from head {chosen['head']}," in text
+    assert (
+        f"q_riley · k_dog = {num(scores[riley][dog])}   dog ⇒ riley: q_dog · k_riley = {num(scores[dog][riley])}"
+        in text
+    )
+    assert f"riley ⇒ dog weighs {num(weights[riley][dog])}, dog ⇒ riley only {num(weights[dog][riley])}" in text
+    assert f"riley now attends most to: dog {num(max(weights[riley]))}," in text
+
+
+def test_a_sentence_without_riley_and_dog_gets_a_pair_of_its_own(client: TestClient) -> None:
+    data = client.get("/api/article", params={"text": "the cat sat on the mat"}).json()
+    chosen = data["article_head"]
+    weights = np.array(data["reference"]["layer_weights"])  # (H, W, W)
+    gaps = weights - weights.transpose(0, 2, 1)
+    assert chosen["focus"] != chosen["other"]
+    assert gaps[chosen["head"], chosen["focus"], chosen["other"]] == pytest.approx(gaps.max(), abs=1e-6)
 
 
 @pytest.mark.parametrize(

@@ -45,14 +45,9 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(os.environ.get("QKV_SCREENSHOTS", str(ROOT / "build" / "explorer")))
 # The ones docs/explorer.md shows: only these are written when QKV_SCREENSHOTS names the docs' folder.
 DOCUMENTED = {
-    "build-part1",
-    "build-keys",
-    "build-positions",
-    "inspect",
-    "inspect-sorted",
-    "generate",
-    "training",
-}
+    "build-part1", "build-keys", "build-scale", "build-heads", "build-positions",
+    "inspect", "inspect-sorted", "generate", "training",
+}  # fmt: skip
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 SENTENCE = "The cat sat on the mat because it was tired"
 FRAME_MS = 16.0
@@ -264,11 +259,21 @@ def test_each_view_opens_without_errors(watched: Watched, server: str, view: str
 
 
 def assert_close(name: str, page_numbers: Any, python_numbers: Any, tolerance: float = 1e-6) -> None:
+    """Within ``tolerance``, relative to the number's size above 1: Python sends 8 significant digits, so a score
+    of 40 is itself rounded by up to 5e-7."""
     flat_page = [x for row in page_numbers for x in row]
     flat_python = [x for row in python_numbers for x in row]
     assert len(flat_page) == len(flat_python), f"{name}: {len(flat_page)} numbers in the page, {len(flat_python)}"
-    worst = max(abs(a - b) for a, b in zip(flat_page, flat_python, strict=True))
+    worst = max(abs(a - b) / max(1.0, abs(b)) for a, b in zip(flat_page, flat_python, strict=True))
     assert worst <= tolerance, f"{name}: the page differs from Python by {worst:.3g}"
+
+
+BUILD_NUMBERS = (
+    # the article's literal vectors (the honest failure)
+    "part2_relevance", "part3_scores", "softmax_weights", "scaled_softmax_weights", "output",
+    # the tour's head of MiniLM's first layer (Parts 2–3 and the final link), and the whole layer
+    "head_relevance", "head_scores", "head_weights", "head_output", "layer_output",
+)  # fmt: skip
 
 
 def check_build_numbers(page: Any, server: str, text: str | None) -> None:
@@ -276,8 +281,13 @@ def check_build_numbers(page: Any, server: str, text: str | None) -> None:
     article = get_json(f"{server}/api/article?{urllib.parse.urlencode(query)}")
     numbers = page.evaluate("window.qkvExplorer.build")
     assert numbers["words"] == article["words"]
-    for name in ("part2_relevance", "part3_scores", "softmax_weights", "scaled_softmax_weights", "output"):
+    assert numbers["head"] == article["article_head"]["head"]
+    for name in BUILD_NUMBERS:
         assert_close(name, numbers[name], article["reference"][name])
+    for head, (page_weights, python_weights) in enumerate(
+        zip(numbers["layer_weights"], article["reference"]["layer_weights"], strict=True)
+    ):
+        assert_close(f"layer_weights[{head}]", page_weights, python_weights)
 
 
 def test_build_numbers_equal_pythons(watched: Watched, server: str) -> None:
@@ -302,7 +312,7 @@ def test_build_numbers_equal_pythons(watched: Watched, server: str) -> None:
         step = page.get_attribute(f"#build-steps li:nth-child({index + 1}) button", "data-step")
         assert page.locator("#build-panel .changed").count() == 1, step
         assert page.locator("#build-panel .breaks").count() == 1, step
-        if step in ("keys", "queries", "softmax"):
+        if step in ("keys", "queries", "softmax", "scale", "heads"):
             screenshot(page, f"build-{step}")
     check = page.text_content("#build-attend-check") or ""
     difference = float(re.search(r"= (\S+)", check).group(1))  # type: ignore[union-attr]
@@ -311,7 +321,7 @@ def test_build_numbers_equal_pythons(watched: Watched, server: str) -> None:
 
 
 def test_build_part2_arrows_are_symmetric_and_part3_arrows_are_not(watched: Watched, server: str) -> None:
-    page = open_view(watched, server, "view=build&step=keys")
+    page = open_view(watched, server, "view=build&step=keys&raw=1")  # the article's literal vectors first
 
     def widths() -> dict[tuple[str, str], float]:
         paths = page.locator("#build-panel svg.arcs path")
@@ -328,10 +338,44 @@ def test_build_part2_arrows_are_symmetric_and_part3_arrows_are_not(watched: Watc
         assert width == symmetric[(b, a)], f"Part 2's arrows {a}→{b} and back differ"
     assert page.locator("#build-panel svg.arcs path.negative").count() > 0, "negative relevances are not marked"
     assert page.locator("#build-panel td.neg").count() > 0
+    page.uncheck("#build-raw")  # the tour's head: still symmetric, and here no relevance is negative
+    page.wait_for_function("() => !location.hash.includes('raw=1')")
+    head = widths()
+    assert head != symmetric and all(width == head[(b, a)] for (a, b), width in head.items())
+    assert page.locator("#build-panel td.neg").count() == 0
     page.click("#build-next")
     page.wait_for_selector("#build-steps [data-step=queries][aria-current=step]")
     one_sided = widths()
     assert any(width != one_sided[(b, a)] for (a, b), width in one_sided.items())
+
+
+def test_build_final_link_shows_the_tour_s_head_with_riley_looking_at_dog(watched: Watched, server: str) -> None:
+    page = open_view(watched, server, "view=build&step=scale")
+    article = get_json(f"{server}/api/article?lang=en")
+    chosen, weights = article["article_head"], article["reference"]["head_weights"]
+    riley, dog = chosen["focus"], chosen["other"]
+    facts = page.locator("#build-panel .facts li")
+    assert f"head {chosen['head']} of 12" in (facts.nth(0).text_content() or "")
+    pair = facts.nth(1).text_content() or ""
+    assert pair == f"riley ⇒ dog weighs {weights[riley][dog]:.3f}; dog ⇒ riley weighs {weights[dog][riley]:.3f}"
+    assert weights[riley][dog] - weights[dog][riley] > 0.5  # what qkv tour's Part 3 ends with
+    assert page.locator("#build-panel .facts li", has_text="nearly even").count() == 0
+    page.check("#build-raw")  # the article's literal vectors: nearly even weights, said so
+    page.wait_for_selector("#build-panel .facts li:has-text('nearly even')")
+    check = page.text_content("#build-attend-check") or ""
+    assert float(re.search(r"= (\S+)", check).group(1)) <= 1e-6, check  # type: ignore[union-attr]
+    # Heads: the first layer as the model runs it, each head's first choice for riley as qkv tour lists them.
+    page.click("#build-next")
+    page.wait_for_selector("#build-steps [data-step=heads][aria-current=step]")
+    assert (
+        page.get_attribute(f"#build-panel .heads-strip li:nth-child({chosen['head'] + 1}) button", "aria-pressed")
+        == "true"
+    )
+    firsts = page.locator("#build-panel .facts li").nth(1).text_content() or ""
+    for head, rows in enumerate(article["reference"]["layer_weights"]):
+        row = rows[riley]
+        best = max(range(len(row)), key=row.__getitem__)
+        assert f"{head}: {article['words'][best]} {row[best]:.2f}" in firsts
 
 
 def test_build_ratio_slider_and_nearest_words(watched: Watched, server: str) -> None:

@@ -4,6 +4,8 @@ Teaching code, deliberately separate from the production core in :mod:`qkv.atten
 
 * :mod:`~qkv.article.vectors` — the "vector database": ``get_value``, ``get_key``, ``get_query`` from MiniLM.
 * :mod:`~qkv.article.part1_mixing` — Part 1: ``mix(v_riley, v_dog, ratio=0.75)``.
+* :mod:`~qkv.article.one_head` — the keys and queries the tour's Parts 2–3 read: one head of MiniLM's first
+  layer, picked as the tour runs (where "riley" attends to "dog" most beyond the other way round).
 * :mod:`~qkv.article.part2_keys` — Part 2: unit keys, symmetric relevance, ``normalise``, ``part2_update``.
 * :mod:`~qkv.article.part3_queries` — Part 3: ``normalise(Q @ K.T) @ V``, and with softmax and ``1/√K``
   it becomes ``qkv.attend``.
@@ -18,6 +20,7 @@ Importing this package reads no files; the vectors load on first use.
 
 from __future__ import annotations
 
+from qkv.article.one_head import ArticleHead, article_head
 from qkv.article.part1_mixing import cosine_similarity, fixed_ratio_weights, mix, mix_every_pair
 from qkv.article.part2_keys import (
     ArticleMathError,
@@ -45,9 +48,11 @@ from qkv.article.vectors import (
 
 __all__ = [
     "SENTENCE",
+    "ArticleHead",
     "ArticleMathError",
     "NormalisationReport",
     "VectorDatabase",
+    "article_head",
     "check_normalisation",
     "cosine_similarity",
     "fixed_ratio_weights",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 MESSAGES: dict[str, str] = {
     # -- the header ----------------------------------------------------------------------------------------
-    "tour.title": "qkv tour — self-attention built in three parts on real vectors, then what the article left out",
+    "tour.title": "qkv tour — self-attention in three parts on real vectors, and what the article left out",
     "tour.sentence": "sentence: {sentence}",
     "tour.words": "words:    {words}",
     "tour.vectors": (
@@ -25,70 +25,124 @@ MESSAGES: dict[str, str] = {
     "part1.fixed_row": "  The weights are fixed in advance, whatever the words; riley's row:",
     "part1.need": "We need a measure of how much each word should take from each other word.",
     # -- Part 2 --------------------------------------------------------------------------------------------
-    "part2.title": "Part 2 — unit keys: relevance = k_a · k_b, normalised, weights a sum of values",
-    "part2.pair": "riley ⇒ dog: k_riley · k_dog = {there}   dog ⇒ riley: k_dog · k_riley = {back}   {verdict}.",
-    "part2.same": "the same",
-    "part2.different": "different",
-    "part2.symmetric": "The dot product is symmetric: over the whole sentence, max |r[a, b] − r[b, a]| = {gap}.",
+    "part2.title": "Part 2 — unit keys: relevance = k_a · k_b, divided by the row's sum",
+    "part2.source": (
+        "Keys come from MiniLM's first layer: head {head} of {heads}, K = {width} numbers per key, each divided "
+        "by its length (the article's unit keys k)."
+    ),
+    "part2.choice": (
+        "Why head {head}: all {heads} heads were computed now, and in this one riley ⇒ dog outweighs dog ⇒ riley "
+        "most (weights {there} and {back} after Part 3's final link). Part 4 shows every head."
+    ),
+    "part2.inputs": (
+        "The layer reads each word as LayerNorm(embedding + token type), of length ≈ {norm} (the raw "
+        "embedding's: ≈ {raw}); no positions yet. Values stay Part 1's meanings, the raw embeddings."
+    ),
+    "part2.pair": "riley ⇒ dog: k_riley · k_dog = {there}   dog ⇒ riley: k_dog · k_riley = {back}",
+    "part2.same": "The same both ways, for the dot product is symmetric",
+    "part2.different": "Different",
+    "part2.symmetric": "{verdict}: over the whole sentence, max |r[a, b] − r[b, a]| = {gap}.",
+    "part2.closest": (
+        "Closest to riley's key: {riley_best} ({riley_value}); closest to dog's: {dog_best} ({dog_value})."
+    ),
+    "part2.positive": (
+        "In this head every relevance is ≥ 0 (lowest {low}), so dividing a row by its sum gives a proper "
+        "weighted average."
+    ),
     "part2.range": (
         "Dot products of unit vectors lie in [-1, 1], not [0, 1]: {negatives} of the {total} relevances here are "
-        "negative;"
+        "negative."
     ),
-    "part2.lowest": "  riley's lowest is riley · {word} = {value}.",
-    "part2.row_head": "  riley's relevances, k_riley · k for every word:",
-    "part2.divide": "Sum-normalising riley's row divides by its sum, {total}:",
-    "part2.keeps": "  riley keeps weight {own}, {word} gets {weight};",
-    "part2.keeps_subtracted": "  riley keeps weight {own}, {word} gets {weight} (its value is subtracted);",
-    "part2.scale": "  the weights sum to {total} but are {times}× larger than the relevances' own scale.",
-    "part2.sentence": (
-        "  Over the sentence: {negative} of {rows} rows have negative relevances, {flipped} sum below 0, "
-        "{near_zero} sum to nearly 0."
+    "part2.row_head": "  riley's weights, its relevances divided by their sum:",
+    "part2.divided": (
+        "riley gives dog {there} and dog gives riley {back}: they differ only through the row sums "
+        "({riley_sum} and {dog_sum}), not through anything riley or dog asks for."
     ),
+    "part2.new_value": "The new v_riley, a weighted sum of values: its similarity to dog {before} → {after}.",
+    "part2.raw": (
+        "The article's literal keys (raw embeddings through all {width} numbers, unit length) show why it says "
+        "[0, 1] too soon: k_riley · k_dog = {there};"
+    ),
+    "part2.raw_range": "  unit keys' dot products lie in [-1, 1]: {negatives} of the {total} relevances are negative;",
+    "part2.lowest": "  riley's lowest is riley · {word} = {value};",
+    "part2.keeps": "  divided by riley's row sum ({total}), riley keeps {own} and {word} gets {weight};",
+    "part2.keeps_subtracted": (
+        "  divided by riley's row sum ({total}), riley keeps {own} and {word} gets {weight}: its value is subtracted;"
+    ),
+    "part2.scale": "  those weights sum to {total} but are {times}× larger than the relevances' own scale;",
     "part2.raises": "  normalise() raises ArticleMathError on such rows unless told strict=False.",
-    "part2.new_value": "The new v_riley is a weighted sum of values; its similarity to dog: {before} → {after}.",
-    "part2.wrong": "What is wrong: relevance is symmetric, but riley → dog matters more than dog → riley.",
+    "part2.wrong": (
+        "What is wrong: relevance is symmetric (riley ⇒ dog = dog ⇒ riley = {value}), but riley ⇒ dog should be "
+        "strong and dog ⇒ riley weak: that Riley is a dog matters more to riley than the dog's name to dog."
+    ),
     # -- Part 3 --------------------------------------------------------------------------------------------
     "part3.title": "Part 3 — queries: relevance = q_a · k_b, new_V = normalise(Q @ K.T) @ V",
-    "part3.pair": "riley ⇒ dog: q_riley · k_dog = {there}   dog ⇒ riley: q_dog · k_riley = {back}   {verdict}.",
-    "part3.asymmetric": "asymmetric",
-    "part3.equal": "equal here",
-    "part3.gap": "Over the sentence, max |r[a, b] − r[b, a]| = {gap}.",
-    "part3.range": "Queries are not unit vectors: relevances range over [{low}, {high}];",
-    "part3.sums": "  riley's row sums to {riley}, dog's to {dog}.",
+    "part3.source": (
+        "Queries come from head {head}, Part 2's head (where riley ⇒ dog outweighs dog ⇒ riley most); its keys "
+        "now keep their own lengths, as the model uses them."
+    ),
+    "part3.pair": "riley ⇒ dog: q_riley · k_dog = {there}   dog ⇒ riley: q_dog · k_riley = {back}",
+    "part3.asymmetric": "Asymmetric",
+    "part3.equal": "Equal here",
+    "part3.ranks": (
+        "dog ranks {riley_rank} of {rows} among riley's scores; riley ranks {dog_rank} among dog's (dog's highest: "
+        "{dog_best}, {dog_value})."
+    ),
+    "part3.gap": "{verdict}: over the sentence, max |r[a, b] − r[b, a]| = {gap}.",
+    "part3.range": "Queries are not unit vectors: relevances range over [{low}, {high}].",
     "part3.holds": "The article's sum-normalisation holds on this sentence.",
-    "part3.raises": "So normalise(Q @ K.T) raises ArticleMathError: {negative} of {total} relevances are negative,",
-    "part3.flips": (
-        "  {flipped} of {rows} rows sum below 0 (dividing would flip every weight's sign), {near_zero} sum to nearly 0."
+    "part3.anyway": (
+        "Divided by their row sums anyway (strict=False): riley ⇒ dog {there}, dog ⇒ riley {back}, riley ⇒ riley {own}."
+    ),
+    "part3.raises": (
+        "But the article's normalise(Q @ K.T) raises ArticleMathError: {negative} of {total} relevances are "
+        "negative (in {negative_rows} of {rows} rows), {flipped} rows sum below 0 (dividing would flip every "
+        "sign) and {near_zero} to nearly 0."
     ),
     "part3.error": "ArticleMathError: {message}",
     # -- the final link ------------------------------------------------------------------------------------
     "link.title": "The final link — Part 3 + softmax + 1/√K is qkv.attend",
     "link.formula": "softmax(Q @ K.T · {scale}) @ V, with K = {width} and 1/√K = {scale}:",
-    "link.rows": "  softmax weights are all positive and every row sums to 1: max |row sum − 1| = {gap}",
+    "link.rows": "  every weight is positive and every row sums to 1: max |row sum − 1| = {gap}",
     "link.difference": "  max |part3_with_softmax − qkv.attend| ({name}): {difference}",
     "link.exact_outputs": "exact path, outputs",
     "link.exact_weights": "exact path, weights",
     "link.fused_outputs": "fused path, outputs",
-    "link.checked": "  checked: equal within {tolerance}.",
+    "link.checked": "  checked against qkv.attend's exact and fused paths: equal within {tolerance}.",
     "link.attends": "riley now attends most to: {attended} (uniform would be {uniform}).",
-    "link.flat": (
-        "These weights are nearly even: the article's raw embeddings are short. Part 4 feeds the words in as "
-        "MiniLM reads them."
+    "link.payoff": (
+        "riley ⇒ dog weighs {there}, dog ⇒ riley only {back} (dog looks most at {dog_best}, {dog_value}): the "
+        "query lets riley take dog's meaning without dog taking riley's."
     ),
-    "link.why": "Why 1/√K: a dot product of K terms, each of spread 1, has spread √K; dividing by √K keeps",
-    "link.why_more": "  scores at the same spread whatever the width, so softmax does not drift to all-or-nothing.",
+    "link.no_payoff": (
+        "riley ⇒ dog weighs {there}, dog ⇒ riley {back} (dog looks most at {dog_best}, {dog_value}): here the "
+        "queries do not favour riley ⇒ dog."
+    ),
+    "link.new_value": "The new v_riley's similarity to dog: {before} → {after}.",
+    "link.raw": (
+        "On the article's literal vectors (raw embeddings through all {width} numbers) the same formula gives "
+        "riley ⇒ dog {there} and dog ⇒ riley {back}, no weight above {top} (uniform: {uniform}): raw embeddings "
+        "are {times} times shorter than what the layer reads, so their scores barely differ."
+    ),
+    "link.why": (
+        "Why 1/√K: a dot product of K terms, each of spread 1, has spread √K; dividing by √K keeps scores at the "
+        "same spread whatever the width, so softmax does not drift to all-or-nothing."
+    ),
     "link.spread": "  Score spread (std) here: {unscaled} unscaled, {scaled} scaled.",
-    "link.figure": "Part 3 with softmax and 1/√K: where each word looks (arc width = weight).",
+    "link.figure": "Part 3 with softmax and 1/√K, head {head}: where each word looks (arc width = weight).",
     # -- Part 4 --------------------------------------------------------------------------------------------
     "left.title": "Part 4 — what the article left out",
     "left.intro": "The article closes by naming details it skipped. Each one, measured on the same sentence:",
     "left.list": "  softmax · heads · the 1/√K scale · positions · stacked layers.",
     "soft.title": "4.1 Softmax instead of dividing by the sum",
-    "soft.scores": "Part 3's scores for riley: highest to {best} ({high}), lowest to {worst} ({low}).",
-    "soft.summed": (
-        "  divided by their sum ({total}): {best} gets {high}, {worst} gets {low} — the order is turned around."
+    "soft.scores": "Part 3's scores for riley (head {head}): highest to {best} ({high}), lowest to {worst} ({low}).",
+    "soft.summed": "  divided by their sum ({total}): {best} gets {high}, {worst} gets {low}{verdict}",
+    "soft.reversed": " — the order is turned around.",
+    "soft.negative": " — a negative weight: that value is subtracted.",
+    "soft.fine": "; here no harm done.",
+    "soft.softmaxed": (
+        "  softmax(score / √K), Part 3's final link: {best} gets {high}, {worst} gets {low} — all positive."
     ),
-    "soft.softmaxed": "  softmax, exp(score) / Σ exp:    {best} gets {high}, {worst} gets {low} — all positive.",
     "soft.sentence": (
         "Over the sentence, dividing by the sum puts the most weight on the lowest score in {reversed} of {rows} "
         "rows and gives negative weights in {negative}; softmax puts it on the highest score in {kept} of {rows}."
@@ -103,14 +157,15 @@ MESSAGES: dict[str, str] = {
         "each head attends on its own."
     ),
     "heads.inputs": (
-        "From here on the words enter as that layer reads them: embedding + token type, normalised by the "
-        "model's LayerNorm (length ≈ {norm} instead of {raw}), values projected too; no positions yet."
+        "The words enter as that layer reads them, as in Parts 2–3: embedding + token type, normalised by the "
+        "model's LayerNorm (length ≈ {norm} instead of {raw}); now the values are projected too; no positions yet."
     ),
-    "heads.riley": "The word riley attends to most, head by head:",
+    "heads.riley": "The word riley attends to most, head by head (head, word, weight):",
     "heads.cell": "{head:>2} {word:>11} {weight}",
     "heads.distinct": (
         "{distinct} different words come first across the {heads} heads: each head learned its own relevance."
     ),
+    "heads.article": "Head {head} is the one Parts 2–3 used: riley ⇒ dog {there}, dog ⇒ riley {back}.",
     "heads.concat": (
         "The layer puts the heads' outputs side by side again: {heads} × {head_width} = {width} numbers per word."
     ),
@@ -124,12 +179,14 @@ MESSAGES: dict[str, str] = {
     "scale.variance": "q · k adds up K products. Random q and k with components of variance 1:",
     "scale.variance_row": "  K = {width:>4}: var(q · k) = {variance:>6}   (÷ K: {ratio})   var(q · k / √K) = {scaled}",
     "scale.softmax": (
-        "Softmax over {keys} such scores (mean largest weight / entropy; an even spread is {even} / {bits} bits):"
+        "Softmax over {keys} such scores, as the mean largest weight / mean entropy in bits (an even spread is "
+        "{even} / {bits} bits; one word taking everything, 1.00 / 0.00):"
     ),
     "scale.softmax_row": "  K = {width:>4}: unscaled {max_u} / {bits_u} bits   scaled {max_s} / {bits_s} bits",
     "scale.real": (
-        "MiniLM's first layer on the sentence (K = {head_width}): unscaled {max_u} / {bits_u} bits, scaled "
-        "{max_s} / {bits_s} bits (even: {even} / {bits} bits)."
+        "MiniLM's first layer on the sentence (K = {head_width}), averaged over its heads and words: unscaled, "
+        "the largest weight is {max_u} and the entropy {bits_u} bits; scaled, {max_s} and {bits_s} bits (an even "
+        "spread: {even} and {bits} bits)."
     ),
     "scale.why": (
         "  Unscaled, wider heads push softmax towards one word only, and a one-hot softmax passes almost no "

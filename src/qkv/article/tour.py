@@ -17,6 +17,7 @@ from collections.abc import Callable
 from dataclasses import replace
 
 from qkv.article.messages import messages
+from qkv.article.one_head import article_head
 from qkv.article.tour_base import Context, Section, Tour, figure_words, num
 from qkv.article.tour_beyond import left_out
 from qkv.article.tour_parts import FINAL_LINK_TOLERANCE, RATIO, SIMILAR_WORDS, part1, part2, part3
@@ -65,7 +66,7 @@ def make_tour(
     if not quick:
         split = [f"{word} = {' + '.join(database.pieces(word))}" for word in words if len(database.pieces(word)) > 1]
         header.append(say("tour.vectors", width=database.value(words[0]).shape[0], pieces="; ".join(split)))
-    context = Context(database, words, quick, say, model_trace)
+    context = Context(database, words, article_head(database, words), quick, say, model_trace)
     sections = [section for number in (PARTS if part is None else (part,)) for section in _SECTIONS[number](context)]
     drawn = figure_words(say.lang)  # every figure's own words, in the tour's language
     sections = [

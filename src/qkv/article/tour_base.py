@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 import torch
 
 from qkv.article.messages import TABLES, Messages, messages
+from qkv.article.one_head import ArticleHead
 from qkv.article.vectors import SENTENCE, VectorDatabase
 from qkv.data.trace import AttentionTrace
 from qkv.shapes import Tensor
@@ -33,7 +34,7 @@ __all__ = [
 ]
 
 #: The terminal text's width: longer lines are folded at spaces (tables are narrower).
-WIDTH = 100
+WIDTH = 80
 
 
 def num(x: Tensor | float) -> str:
@@ -41,7 +42,7 @@ def num(x: Tensor | float) -> str:
     return f"{float(x):+.3f}"
 
 
-def table(words: Sequence[str], numbers: Tensor, *, per_line: int = 5, indent: str = "  ") -> list[str]:
+def table(words: Sequence[str], numbers: Tensor, *, per_line: int = 4, indent: str = "  ") -> list[str]:
     """``word +0.123`` cells, aligned in columns, ``per_line`` to a line."""
     cells = [f"{word:>12} {num(x)}" for word, x in zip(words, numbers.tolist(), strict=True)]
     return [indent + "".join(cells[i : i + per_line]) for i in range(0, len(cells), per_line)]
@@ -124,16 +125,18 @@ class Tour:
 
     def lines(self) -> list[str]:
         """The tour as terminal text, one string per line."""
-        header = [part for line in self.header for part in wrap(line)]
-        return [self.title, *header, *(line for section in self.sections for line in section.text())]
+        header = [part for line in (self.title, *self.header) for part in wrap(line)]
+        return [*header, *(line for section in self.sections for line in section.text())]
 
 
 @dataclass(frozen=True)
 class Context:
-    """What every section builder gets: the vectors, the sentence's words, the length and the language."""
+    """What every section builder gets: the vectors, the sentence's words, the head Parts 2–3 read, the length
+    and the language."""
 
     database: VectorDatabase
     words: list[str]
+    head: ArticleHead
     quick: bool
     say: Messages
     model_trace: AttentionTrace | None = None

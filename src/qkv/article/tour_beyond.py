@@ -51,14 +51,23 @@ def left_out(context: Context) -> list[Section]:
 
 
 def softmax(context: Context) -> Section:
-    database, words, say = context.database, context.words, context.say
-    scores = query_relevance(database.queries(words), database.keys(words))  # (T, S): Part 3's relevances
+    words, say, head = context.words, context.say, context.head
+    scores = query_relevance(head.queries, head.keys)  # (T, S): Part 3's relevances
     compared = compare_normalisations(scores)
-    riley = words.index(RILEY)
+    softmaxed = torch.softmax(scores / math.sqrt(head.head_width), dim=-1)  # (T, S): the final link's weights
+    riley = head.focus
     best, worst = int(scores[riley].argmax()), int(scores[riley].argmin())
+    summed = compared.summed[riley]  # (S,)
+    if bool(summed[worst] > summed[best]):
+        verdict = "soft.reversed"
+    elif bool((summed < 0).any()):
+        verdict = "soft.negative"
+    else:
+        verdict = "soft.fine"
     lines = [
         say(
             "soft.scores",
+            head=head.head,
             best=words[best],
             high=num(scores[riley, best]),
             worst=words[worst],
@@ -67,22 +76,23 @@ def softmax(context: Context) -> Section:
         say(
             "soft.summed",
             best=words[best],
-            high=num(compared.summed[riley, best]),
+            high=num(summed[best]),
             worst=words[worst],
-            low=num(compared.summed[riley, worst]),
+            low=num(summed[worst]),
             total=num(scores[riley].sum()),
+            verdict=say(verdict),
         ),
         say(
             "soft.softmaxed",
             best=words[best],
-            high=num(compared.softmaxed[riley, best]),
+            high=num(softmaxed[riley, best]),
             worst=words[worst],
-            low=num(compared.softmaxed[riley, worst]),
+            low=num(softmaxed[riley, worst]),
         ),
     ]
     if context.quick:
         return Section(4, say("soft.title"), tuple(lines))
-    kept = int((compared.softmaxed.argmax(dim=-1) == scores.argmax(dim=-1)).sum())
+    kept = int((softmaxed.argmax(dim=-1) == scores.argmax(dim=-1)).sum())
     lines.append(
         say(
             "soft.sentence",
@@ -109,23 +119,24 @@ def _first_layer_attention(layer: FirstLayer, *, positions: bool) -> Callable[[T
 def heads(context: Context) -> Section:
     database, words, say = context.database, context.words, context.say
     layer = database.first_layer()
-    embeddings = database.embeddings(words)  # (T, D)
-    inputs = layer.inputs(embeddings, positions=False)  # (T, D): what the layer reads, without positions
-    queries, keys, values = layer.project(inputs)  # (T, D) each
+    run = context.head.layer  # the first layer on the words, without positions: Parts 2–3's head among them
+    queries, keys, values = run.queries, run.keys, run.values  # (T, D) each
     result = multi_head_attention(queries, keys, values, layer.heads)  # (T, D), (H, T, S)
     _check_against_attend(result.output, result.weights, queries, keys, values, layer.heads)
 
-    riley = words.index(RILEY)
+    riley = context.head.focus
     lines = [say("heads.split", width=layer.width, heads=layer.heads, head_width=layer.head_width)]
     if not context.quick:
-        norm, raw = (f"{float(x.norm(dim=-1).mean()):.1f}" for x in (inputs, embeddings))
+        norm, raw = (f"{float(x.norm(dim=-1).mean()):.1f}" for x in (run.inputs, database.embeddings(words)))
         lines.append(say("heads.inputs", norm=norm, raw=raw))
     lines.append(say("heads.riley"))
     tops = top_per_head(result.weights, riley)
     cells = [say("heads.cell", head=h, word=words[top[0][0]], weight=num(top[0][1])) for h, top in enumerate(tops)]
-    lines += ["  " + "   ".join(cells[i : i + 4]) for i in range(0, len(cells), 4)]
+    lines += ["  " + "   ".join(cells[i : i + 3]) for i in range(0, len(cells), 3)]
     distinct = len({top[0][0] for top in tops})
     lines.append(say("heads.distinct", distinct=distinct, heads=layer.heads))
+    chosen = context.head
+    lines.append(say("heads.article", head=chosen.head, there=num(chosen.there), back=num(chosen.back)))
     if not context.quick:
         lines.append(say("heads.concat", heads=layer.heads, head_width=layer.head_width, width=layer.width))
     lines.append(say("heads.checked", heads=layer.heads, tolerance=f"{FINAL_LINK_TOLERANCE:.0e}"))
@@ -180,10 +191,9 @@ def _sharpness_values(unscaled: Sharpness, scaled: Sharpness) -> dict[str, str]:
 
 def _real_sharpness(context: Context) -> str:
     """The first layer's heads on the sentence, softmax with and without ``1/√K``."""
-    database, words = context.database, context.words
-    layer = database.first_layer()
-    queries, keys, _ = layer.project(layer.inputs(database.embeddings(words), positions=False))  # (T, D) each
-    scores = head_scores(queries, keys, layer.heads)  # (H, T, S)
+    words, run = context.words, context.head.layer
+    layer = context.database.first_layer()
+    scores = head_scores(run.queries, run.keys, layer.heads)  # (H, T, S)
     unscaled = sharpness(torch.softmax(scores, dim=-1))
     scaled = sharpness(torch.softmax(scores / math.sqrt(layer.head_width), dim=-1))
     return context.say(

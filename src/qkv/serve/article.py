@@ -1,6 +1,15 @@
 """The Build view's data: the article's vectors for a sentence, computed by :mod:`qkv.article` as the tour
 computes them, and the nearest words to a mixed vector (Part 1).
 
+Two sets of vectors go to the page, as the tour uses them:
+
+* the article's literal database — each word's raw embedding (``values``), its unit key and its query through
+  the first layer's full width (``keys``, ``queries``): the honest failure of Parts 2–3;
+* MiniLM's first layer as the model runs it (``first_layer``): ``LayerNorm(embedding + token type)``
+  projected to queries, keys and values, without and with position vectors; and the head of it that
+  :func:`qkv.article.one_head.article_head` picks for the sentence (``article_head``), whose keys and queries
+  are Parts 2–3's in the tour.
+
 The page rebuilds attention from these vectors in the browser, step by step; ``reference`` holds Python's
 own numbers for the same steps, so that the page (and its tests) can show how far its arithmetic is from
 ``qkv.attend``.
@@ -13,9 +22,12 @@ from typing import Any
 
 import torch
 
+from qkv.article.beyond import merge_heads, split_heads
+from qkv.article.one_head import LayerRun, article_head, run_first_layer
 from qkv.article.part2_keys import key_relevance
 from qkv.article.part3_queries import part3_via_attend, part3_with_softmax, query_relevance
 from qkv.article.vectors import SENTENCE, VectorDatabase, split_words
+from qkv.attention.kernels import attend
 from qkv.serve.inputs import RequestError
 from qkv.shapes import Tensor
 
@@ -33,6 +45,18 @@ def _round(value: Any) -> Any:
     if isinstance(value, list):
         return [_round(item) for item in value]
     return float(f"{value:.{_DIGITS}g}")
+
+
+def _projections(run: LayerRun) -> dict[str, Any]:
+    """The first layer's queries, keys and values (each ``(W, D)``) as JSON."""
+    return {"queries": _numbers(run.queries), "keys": _numbers(run.keys), "values": _numbers(run.values)}
+
+
+def _attend_difference(run: LayerRun) -> float:
+    """``max |the layer's heads − qkv.attend's fused path|`` over the outputs."""
+    q, k, v = (split_heads(x, run.heads)[None] for x in (run.queries, run.keys, run.values))  # (1, H, W, K) each
+    fused, _ = attend(q, k, v)  # (1, H, W, K)
+    return float((merge_heads(fused[0]) - run.output).abs().max())  # (H, W, K) → (W, D)
 
 
 class Article:
@@ -69,6 +93,8 @@ class Article:
             values, keys, queries = database.values(words), database.keys(words), database.queries(words)  # (W, D)
         except ValueError as error:  # a word MiniLM has no pieces for
             raise RequestError(str(error)) from None
+        head = article_head(database, words)  # Parts 2–3's head, as the tour picks it
+        placed_run = run_first_layer(database, words, positions=True)  # (W, D) each, with positions
         layer = database.first_layer()
         positions = layer.position_vectors(len(words))  # (W, D)
         placed = values + positions  # (W, D): each word's value with its position added
@@ -78,6 +104,9 @@ class Article:
         scores = query_relevance(queries, keys)  # (W, W)
         output, scaled = part3_with_softmax(queries, keys, values)  # (W, D), (W, W): softmax(QKᵀ/√D) V
         fused, _ = part3_via_attend(queries, keys, values)  # the same through qkv.attend's fused path
+        head_scores = query_relevance(head.queries, head.keys)  # (W, W): Part 3 on the head
+        head_output, head_weights = part3_with_softmax(head.queries, head.keys, values)  # (W, D), (W, W)
+        head_fused, _ = part3_via_attend(head.queries, head.keys, values)
         data = {
             "sentence": SENTENCE if text is None else text,
             "words": words,
@@ -91,6 +120,15 @@ class Article:
                 "keys": _numbers(placed_keys / placed_keys.norm(dim=-1, keepdim=True)),
                 "queries": _numbers(placed_queries),
             },
+            "first_layer": {**_projections(head.layer), "with_positions": _projections(placed_run)},
+            "article_head": {
+                "head": head.head,
+                "width": head.head_width,
+                "focus": head.focus,
+                "other": head.other,
+                "there": _round(head.there),
+                "back": _round(head.back),
+            },
             "reference": {
                 "part2_relevance": _numbers(key_relevance(keys)),
                 "part3_scores": _numbers(scores),
@@ -98,6 +136,14 @@ class Article:
                 "scaled_softmax_weights": _numbers(scaled),
                 "output": _numbers(output),
                 "attend_difference": float((output - fused).abs().max()),
+                "head_relevance": _numbers(key_relevance(head.unit_keys)),
+                "head_scores": _numbers(head_scores),
+                "head_weights": _numbers(head_weights),
+                "head_output": _numbers(head_output),
+                "head_attend_difference": float((head_output - head_fused).abs().max()),
+                "layer_weights": _numbers(head.layer.weights),
+                "layer_output": _numbers(head.layer.output),
+                "layer_attend_difference": _attend_difference(head.layer),
             },
         }
         if text is None:

@@ -1,5 +1,9 @@
 // Build: the article's ladder, live, on its sentence or the reader's own, from MiniLM's vectors (/api/article).
 // Every number is computed here from the vectors (build_math.js); the tests compare them with Python's.
+// Steps 2–5 read the head of MiniLM's first layer that `qkv tour` reads (article_head: where the focus word
+// attends to the other most beyond the other way round), or, ticked, the article's literal vectors (raw
+// embeddings through the full width), which show the honest failure. Heads and Positions run the first layer
+// as the model does (first_layer: normalised embeddings, projected values).
 
 import { api, clearError, showError } from "./api.js";
 import { $, clear, debounce, fmt, h, sci } from "./dom.js";
@@ -92,19 +96,57 @@ function stepOf(state) {
   return STEPS.includes(state.step) ? state.step : "mix";
 }
 
-function wordIndex(value, fallbackWord, fallbackIndex) {
+function wordIndex(value, fallbackIndex) {
   const index = Number(value);
   if (value !== undefined && Number.isInteger(index) && index >= 0 && index < data.words.length) return index;
-  const found = data.words.indexOf(fallbackWord);
-  return found >= 0 ? found : Math.min(fallbackIndex, data.words.length - 1);
+  return fallbackIndex;
 }
 
-/** The numbers the page shows, for the tests: words in order, no positions, one head. */
+/** The unit vector along each row. */
+function unitRows(matrix) {
+  return matrix.map((row) => {
+    const length = m.norm(row);
+    return row.map((x) => x / length);
+  });
+}
+
+/**
+ * The vectors steps 2–5 read. By default one head of MiniLM's first layer, the tour's: its queries, its keys
+ * (unit for Part 2, at their own lengths from Part 3 on) and the words' raw embeddings as values. With raw=1,
+ * the article's literal vectors: raw embeddings, unit keys and queries through all 384 numbers.
+ */
+function source(article, state) {
+  if (state.raw === "1") {
+    const { queries, keys, values, width } = article;
+    return { raw: true, queries, keys, unitKeys: keys, values, width };
+  }
+  const { head, width } = article.article_head;
+  const slice = (matrix) => m.columns(matrix, head * width, (head + 1) * width);
+  const keys = slice(article.first_layer.keys);
+  return { raw: false, head, queries: slice(article.first_layer.queries), keys, unitKeys: unitRows(keys), values: article.values, width };
+}
+
+/** Softmax(Q Kᵀ / √K) @ V: Part 3's final link on a source. */
+function finalLink(src) {
+  return m.attention({ queries: src.queries, keys: src.keys, values: src.values, normalise: "softmax", scaled: true });
+}
+
+/** MiniLM's first layer, its heads side by side, without or with positions. */
+function layerRun(article, withPositions) {
+  const layer = withPositions ? article.first_layer.with_positions : article.first_layer;
+  return m.attention({ queries: layer.queries, keys: layer.keys, values: layer.values, heads: article.heads });
+}
+
+/** The numbers the page shows, for the tests: words in order, no positions. */
 function publishNumbers() {
   const { queries, keys, values } = data;
   const width = queries[0].length;
   const scores = m.timesTransposed(queries, keys);
   const scaled = m.attention({ queries, keys, values, normalise: "softmax", scaled: true });
+  const head = source(data, {});
+  const headScores = m.timesTransposed(head.queries, head.keys);
+  const headLink = finalLink(head);
+  const layer = layerRun(data, false);
   window.qkvExplorer = window.qkvExplorer || {};
   window.qkvExplorer.build = {
     words: data.words,
@@ -113,11 +155,14 @@ function publishNumbers() {
     softmax_weights: m.softmax(scores),
     scaled_softmax_weights: m.softmax(m.scale(scores, 1 / Math.sqrt(width))),
     output: scaled.output,
+    head: head.head,
+    head_relevance: m.timesTransposed(head.unitKeys, head.unitKeys),
+    head_scores: headScores,
+    head_weights: headLink.weights,
+    head_output: headLink.output,
+    layer_weights: layer.weights,
+    layer_output: layer.output,
   };
-}
-
-function attendDifference() {
-  return m.maxAbsDifference(window.qkvExplorer.build.output, data.reference.output);
 }
 
 // -- the step list ----------------------------------------------------------------------------------------
@@ -170,8 +215,8 @@ function renderStep(state) {
 
 // -- shared controls --------------------------------------------------------------------------------------
 
-function wordSelect(id, labelKey, stateKey, fallbackWord, fallbackIndex, refresh) {
-  const chosen = wordIndex(getState()[stateKey], fallbackWord, fallbackIndex);
+function wordSelect(id, labelKey, stateKey, refresh) {
+  const chosen = stateKey === "focus" ? focusOf(getState()) : otherOf(getState());
   const select = h(
     "select",
     {
@@ -186,14 +231,38 @@ function wordSelect(id, labelKey, stateKey, fallbackWord, fallbackIndex, refresh
   return [h("label", { for: id }, t(labelKey)), select];
 }
 
+/** The word in focus: chosen, or the article head's (riley in the article's sentence). */
 function focusOf(state) {
-  return wordIndex(state.focus, "riley", 0);
+  return wordIndex(state.focus, data.article_head.focus);
 }
 
 function otherOf(state) {
   const focus = focusOf(state);
-  const other = wordIndex(state.other, "dog", focus === 0 ? 1 : 0);
+  const other = wordIndex(state.other, data.article_head.other);
   return other === focus ? (focus + 1) % data.words.length : other;
+}
+
+/** The toggle between the tour's head and the article's literal vectors (steps 2–5). */
+function rawToggle(refresh) {
+  return checkbox("build-raw", "build.raw.toggle", getState().raw === "1", (on) => {
+    setState({ raw: on ? "1" : null });
+    refresh();
+  });
+}
+
+/** Which vectors a step reads, in one line. */
+function sourceLine(src) {
+  const { focus, other, head, there, back } = data.article_head;
+  if (src.raw) return t("build.source.raw", { width: src.width });
+  return t("build.source.head", {
+    head,
+    heads: data.heads,
+    width: src.width,
+    a: data.words[focus],
+    b: data.words[other],
+    there: fmt(there),
+    back: fmt(back),
+  });
 }
 
 function checkbox(id, labelKey, checked, onchange) {
@@ -285,8 +354,8 @@ const STEP_VIEWS = {
       });
       const output = h("output", { for: "build-ratio" }, fmt(ratio, 2));
       return [
-        ...wordSelect("build-focus", "build.word_a", "focus", "riley", 0, refresh),
-        ...wordSelect("build-other", "build.word_b", "other", "dog", 1, refresh),
+        ...wordSelect("build-focus", "build.word_a", "focus", refresh),
+        ...wordSelect("build-other", "build.word_b", "other", refresh),
         h("span", { class: "slider" }, h("label", { for: "build-ratio" }, t("build.mix.ratio")), slider, output),
       ];
     };
@@ -332,24 +401,50 @@ const STEP_VIEWS = {
 
   keys() {
     const controls = (refresh) => [
-      ...wordSelect("build-focus", "build.word", "focus", "riley", 0, refresh),
-      ...wordSelect("build-other", "build.word_b", "other", "dog", 1, refresh),
+      ...wordSelect("build-focus", "build.word", "focus", refresh),
+      ...wordSelect("build-other", "build.word_b", "other", refresh),
+      rawToggle(refresh),
     ];
     const update = (state) => {
       const focus = focusOf(state);
       const other = otherOf(state);
       const words = data.words;
-      const relevance = m.timesTransposed(data.keys, data.keys);
+      const src = source(data, state);
+      const relevance = m.timesTransposed(src.unitKeys, src.unitKeys);
       const row = relevance[focus];
       const lowest = m.argmin(row);
       const report = sumReport(relevance);
-      const total = row.reduce((x, y) => x + y, 0);
+      const sums = m.rowSums(relevance);
+      const total = sums[focus];
       const amplification = row.reduce((x, y) => x + Math.abs(y), 0) / Math.abs(total);
       const weights = row.map((x) => x / total);
       const others = row.map((x, i) => (i === focus ? -Infinity : x));
       const best = m.argmax(others);
+      const signs = report.negativeCount
+        ? [
+            t("build.keys.negatives", {
+              count: report.negativeCount,
+              total: words.length ** 2,
+              word: words[focus],
+              lowest: words[lowest],
+              value: fmt(row[lowest]),
+            }),
+            t("build.keys.divide", { word: words[focus], sum: fmt(total), times: fmt(amplification, 2) }),
+          ]
+        : [
+            t("build.keys.positive", { low: fmt(Math.min(...relevance.flat())) }),
+            t("build.keys.divided", {
+              a: words[focus],
+              b: words[other],
+              there: fmt(relevance[focus][other] / total),
+              back: fmt(relevance[other][focus] / sums[other]),
+              sum_a: fmt(total),
+              sum_b: fmt(sums[other]),
+            }),
+          ];
       return [
         facts(
+          sourceLine(src),
           t("build.keys.pair", {
             a: words[focus],
             b: words[other],
@@ -357,14 +452,7 @@ const STEP_VIEWS = {
             back: fmt(relevance[other][focus]),
           }),
           t("build.keys.gap", { gap: sci(m.asymmetryGap(relevance)) }),
-          t("build.keys.negatives", {
-            count: report.negativeCount,
-            total: words.length ** 2,
-            word: words[focus],
-            lowest: words[lowest],
-            value: fmt(row[lowest]),
-          }),
-          t("build.keys.divide", { word: words[focus], sum: fmt(total), times: fmt(amplification, 2) }),
+          ...signs,
         ),
         figures(relevance, words, focus, t("build.keys.matrix"), "signed"),
         changedLine(
@@ -389,23 +477,34 @@ const STEP_VIEWS = {
 
   queries() {
     const controls = (refresh) => [
-      ...wordSelect("build-focus", "build.word", "focus", "riley", 0, refresh),
-      ...wordSelect("build-other", "build.word_b", "other", "dog", 1, refresh),
+      ...wordSelect("build-focus", "build.word", "focus", refresh),
+      ...wordSelect("build-other", "build.word_b", "other", refresh),
+      rawToggle(refresh),
     ];
     const update = (state) => {
       const focus = focusOf(state);
       const other = otherOf(state);
       const words = data.words;
-      const scores = m.timesTransposed(data.queries, data.keys);
+      const src = source(data, state);
+      const scores = m.timesTransposed(src.queries, src.keys);
       const flat = scores.flat();
       const report = sumReport(scores);
+      const rank = (row, index) => row.filter((x) => x > row[index]).length + 1;
       return [
         facts(
+          sourceLine(src),
           t("build.queries.pair", {
             a: words[focus],
             b: words[other],
             there: fmt(scores[focus][other]),
             back: fmt(scores[other][focus]),
+          }),
+          t("build.queries.ranks", {
+            a: words[focus],
+            b: words[other],
+            rank_a: rank(scores[focus], other),
+            rank_b: rank(scores[other], focus),
+            rows: words.length,
           }),
           t("build.queries.gap", { gap: fmt(m.asymmetryGap(scores)) }),
           t("build.queries.range", { low: fmt(Math.min(...flat)), high: fmt(Math.max(...flat)) }),
@@ -442,14 +541,16 @@ const STEP_VIEWS = {
         return h("label", { for: `build-norm-${value}` }, input, " ", t(`build.softmax.${value}`));
       };
       return [
-        ...wordSelect("build-focus", "build.word", "focus", "riley", 0, refresh),
+        ...wordSelect("build-focus", "build.word", "focus", refresh),
         h("fieldset", { class: "row" }, h("legend", { class: "sr-only" }, t("build.softmax.choice")), radio("sum"), radio("softmax")),
+        rawToggle(refresh),
       ];
     };
     const update = (state) => {
       const focus = focusOf(state);
       const words = data.words;
-      const scores = m.timesTransposed(data.queries, data.keys);
+      const src = source(data, state);
+      const scores = m.timesTransposed(src.queries, src.keys);
       const useSum = state.norm === "sum";
       const summed = m.divideBySum(scores);
       const soft = m.softmax(scores);
@@ -470,10 +571,10 @@ const STEP_VIEWS = {
             }),
           ];
       return [
-        facts(...lines),
+        facts(sourceLine(src), ...lines),
         figures(weights, words, focus, t("build.softmax.matrix"), useSum ? "signed" : "weights"),
         changedLine(t(useSum ? "build.softmax.changed_sum" : "build.softmax.changed")),
-        breaksLine(t(useSum ? "build.softmax.breaks_sum" : "build.softmax.breaks", { width: data.width })),
+        breaksLine(t(useSum ? "build.softmax.breaks_sum" : "build.softmax.breaks", { width: src.width })),
       ];
     };
     return { controls, update };
@@ -481,25 +582,37 @@ const STEP_VIEWS = {
 
   scale() {
     const controls = (refresh) => [
-      ...wordSelect("build-focus", "build.word", "focus", "riley", 0, refresh),
+      ...wordSelect("build-focus", "build.word", "focus", refresh),
+      ...wordSelect("build-other", "build.word_b", "other", refresh),
       checkbox("build-scaled", "build.scale.toggle", getState().scaled !== "0", (on) => {
         setState({ scaled: on ? null : "0" });
         refresh();
       }),
+      rawToggle(refresh),
     ];
     const update = (state) => {
       const focus = focusOf(state);
+      const other = otherOf(state);
       const words = data.words;
+      const src = source(data, state);
       const scaled = state.scaled !== "0";
-      const raw = m.timesTransposed(data.queries, data.keys);
-      const factor = 1 / Math.sqrt(data.width);
+      const raw = m.timesTransposed(src.queries, src.keys);
+      const factor = 1 / Math.sqrt(src.width);
       const unscaledWeights = m.softmax(raw);
       const scaledWeights = m.softmax(m.scale(raw, factor));
       const weights = scaled ? scaledWeights : unscaledWeights;
       const sharp = (w) => fmt(m.mean(w.map((row) => Math.max(...row))));
       const bits = (w) => fmt(m.mean(w.map(m.entropyBits)), 2);
+      const link = finalLink(src);
       return [
         facts(
+          sourceLine(src),
+          t("build.scale.pair", {
+            a: words[focus],
+            b: words[other],
+            there: fmt(weights[focus][other]),
+            back: fmt(weights[other][focus]),
+          }),
           t("build.scale.spread", {
             unscaled: fmt(m.standardDeviation(raw)),
             scaled: fmt(m.standardDeviation(raw) * factor),
@@ -511,13 +624,16 @@ const STEP_VIEWS = {
             bits_u: bits(unscaledWeights),
             bits_s: bits(scaledWeights),
             even: fmt(Math.log2(words.length), 2),
+            even_max: fmt(1 / words.length, 2),
           }),
           flatNote(weights),
         ),
         figures(weights, words, focus, t("build.scale.matrix"), "weights"),
-        attendCheck(),
+        src.raw
+          ? attendCheck(link.output, data.reference.output, data.reference.attend_difference)
+          : attendCheck(link.output, data.reference.head_output, data.reference.head_attend_difference),
         changedLine(t("build.scale.changed")),
-        breaksLine(t("build.scale.breaks", { width: data.width })),
+        breaksLine(t("build.scale.breaks", { width: src.values[0].length })),
       ];
     };
     return { controls, update };
@@ -526,11 +642,8 @@ const STEP_VIEWS = {
   heads() {
     const count = data.heads;
     const width = data.width / count;
-    const all = m.attention({ queries: data.queries, keys: data.keys, values: data.values, heads: count });
-    const headOf = (state) => {
-      const head = Number(state.bhead);
-      return Number.isInteger(head) && head >= 0 && head < count ? head : 0;
-    };
+    const all = layerRun(data, false);
+    const headOf = (state) => headIndex(state);
     const controls = (refresh) => {
       const strip = h("ul", { class: "heads-strip", "aria-label": t("build.heads.pick") });
       all.weights.forEach((weights, head) => {
@@ -554,29 +667,38 @@ const STEP_VIEWS = {
         );
         strip.append(h("li", {}, button));
       });
-      return [...wordSelect("build-focus", "build.word", "focus", "riley", 0, refresh), strip];
+      return [...wordSelect("build-focus", "build.word", "focus", refresh), strip];
     };
     const update = (state) => {
       const focus = focusOf(state);
       const head = headOf(state);
       const words = data.words;
       const firsts = all.weights.map((weights) => {
-        const row = weights[focus].map((x, i) => (i === focus ? -Infinity : x));
-        const best = m.argmax(row);
+        const best = m.argmax(weights[focus]); // itself included, as qkv tour counts
         return { word: words[best], weight: weights[focus][best] };
       });
       const distinct = new Set(firsts.map((f) => f.word)).size;
+      const chosen = data.article_head;
       return [
         facts(
+          t("build.heads.inputs"),
           t("build.heads.firsts", {
             word: words[focus],
             list: firsts.map((f, i) => `${i}: ${f.word} ${fmt(f.weight, 2)}`).join(" · "),
           }),
           t("build.heads.distinct", { distinct, heads: count }),
+          t("build.heads.article", {
+            head: chosen.head,
+            a: words[chosen.focus],
+            b: words[chosen.other],
+            there: fmt(all.weights[chosen.head][chosen.focus][chosen.other]),
+            back: fmt(all.weights[chosen.head][chosen.other][chosen.focus]),
+          }),
           t("build.heads.concat", { heads: count, head_width: width, width: data.width }),
           flatNote(all.weights[head]),
         ),
         figures(all.weights[head], words, focus, t("build.heads.matrix", { head }), "weights"),
+        attendCheck(all.output, data.reference.layer_output, data.reference.layer_attend_difference),
         changedLine(t("build.heads.changed", { word: words[focus] })),
         breaksLine(t("build.heads.breaks")),
       ];
@@ -586,7 +708,7 @@ const STEP_VIEWS = {
 
   positions() {
     const controls = (refresh) => [
-      ...wordSelect("build-focus", "build.word", "focus", "riley", 0, refresh),
+      ...wordSelect("build-focus", "build.word", "focus", refresh),
       checkbox("build-pos", "build.positions.toggle", getState().pos === "1", (on) => {
         setState({ pos: on ? "1" : null });
         refresh();
@@ -608,17 +730,21 @@ const STEP_VIEWS = {
     ];
     const update = (state) => {
       const withPositions = state.pos === "1";
-      const base = run(data, withPositions);
+      const head = headIndex(state);
+      const base = layerRun(data, false);
       const view = shuffled ? shuffled : data;
-      const current = shuffled ? run(shuffled, withPositions) : base;
+      const current = shuffled ? layerRun(shuffled, withPositions) : layerRun(data, withPositions);
       const words = view.words;
       const focusWord = focusOf(state);
       const focus = shuffled ? shuffled.order.indexOf(focusWord) : focusWord;
       const lines = [];
       if (shuffled) {
         const back = m.inverse(shuffled.order); // row i of the shuffled outputs belongs to word order[i]
-        const without = m.maxAbsDifference(m.permuteRows(run(shuffled, false).output, back), run(data, false).output);
-        const withPos = m.maxAbsDifference(m.permuteRows(run(shuffled, true).output, back), run(data, true).output);
+        const without = m.maxAbsDifference(m.permuteRows(layerRun(shuffled, false).output, back), base.output);
+        const withPos = m.maxAbsDifference(
+          m.permuteRows(layerRun(shuffled, true).output, back),
+          layerRun(data, true).output,
+        );
         lines.push(
           t("build.positions.order", { words: words.join(" ") }),
           t("build.positions.without", { difference: sci(without) }),
@@ -627,11 +753,11 @@ const STEP_VIEWS = {
       } else {
         lines.push(t("build.positions.try"));
       }
-      lines.push(flatNote(current.weights));
+      lines.push(t("build.positions.layer", { head, heads: data.heads }), flatNote(current.weights[head]));
       return [
         facts(...lines),
-        figures(current.weights, words, focus, t("build.positions.matrix"), "weights"),
-        attendCheck(),
+        figures(current.weights[head], words, focus, t("build.positions.matrix", { head }), "weights"),
+        attendCheck(base.output, data.reference.layer_output, data.reference.layer_attend_difference),
         changedLine(t(withPositions ? "build.positions.changed_on" : "build.positions.changed_off")),
         breaksLine(t("build.positions.breaks")),
       ];
@@ -640,26 +766,24 @@ const STEP_VIEWS = {
   },
 };
 
-/** One head, the full width, softmax and 1/√K: qkv.attend's computation, with or without positions. */
-function run(article, withPositions) {
-  const queries = withPositions ? article.with_positions.queries : article.queries;
-  const keys = withPositions ? article.with_positions.keys : article.keys;
-  const values = withPositions ? m.add(article.values, article.positions) : article.values;
-  return m.attention({ queries, keys, values, normalise: "softmax", scaled: true });
+/** The head shown in Heads and Positions: the one clicked, or the article head (the tour's). */
+function headIndex(state) {
+  const head = Number(state.bhead);
+  return state.bhead !== undefined && Number.isInteger(head) && head >= 0 && head < data.heads ? head : data.article_head.head;
 }
 
 /** A note when no weight reaches twice the even share (the article's raw embeddings are short). */
 function flatNote(weights) {
-  const rows = Array.isArray(weights[0][0]) ? weights.flat() : weights;
-  const top = Math.max(...rows.flat());
-  return top < 2 / rows[0].length ? t("build.flat", { top: fmt(top), even: fmt(1 / rows[0].length) }) : null;
+  const top = Math.max(...weights.flat());
+  return top < 2 / weights[0].length ? t("build.flat", { top: fmt(top), even: fmt(1 / weights[0].length) }) : null;
 }
 
-function attendCheck() {
+/** This page's outputs against Python's for the same step, beside Python's own difference from qkv.attend. */
+function attendCheck(output, reference, python) {
   return h(
     "p",
     { class: "check", id: "build-attend-check" },
-    t("build.check", { difference: sci(attendDifference()), python: sci(data.reference.attend_difference) }),
+    t("build.check", { difference: sci(m.maxAbsDifference(output, reference)), python: sci(python) }),
   );
 }
 
