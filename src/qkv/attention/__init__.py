@@ -6,8 +6,9 @@ The names load on first use, so that :mod:`qkv.attention.config` (plain data, no
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from qkv._lazy import lazy
 
 _LAZY = {
     "IMPLEMENTATIONS": "qkv.attention.kernels",
@@ -57,14 +58,4 @@ if TYPE_CHECKING:
     from qkv.attention.layer import SelfAttention
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy(__name__, _LAZY, __all__)

@@ -11,9 +11,9 @@ Each reads the run's latest checkpoint, refuses with one :class:`ExportError` wh
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from qkv._lazy import lazy
 from qkv.export.support import ExportError
 
 __all__ = ["ExportError", "Run", "export_gguf", "export_hf", "read_run"]
@@ -31,14 +31,4 @@ if TYPE_CHECKING:
     from qkv.export.run import Run, read_run
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'qkv.export' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy(__name__, _LAZY, __all__)

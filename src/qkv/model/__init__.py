@@ -5,8 +5,9 @@ The names load on first use, so that :mod:`qkv.model.config` (plain data, no PyT
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from qkv._lazy import lazy
 
 _LAZY = {
     "FAMILIES": "qkv.model.config",
@@ -26,14 +27,4 @@ if TYPE_CHECKING:
     from qkv.model.transformer import MLP, Block, Embedding, Transformer
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(__all__))
+__getattr__, __dir__ = lazy(__name__, _LAZY, __all__)

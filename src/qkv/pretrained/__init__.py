@@ -10,9 +10,9 @@ Listing (:func:`available`) imports neither PyTorch nor the loaders; they load o
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from qkv._lazy import lazy
 from qkv.data.registry import PACKAGED, MissingModelError, ModelInfo, PretrainedError, available
 
 __all__ = [
@@ -37,14 +37,4 @@ if TYPE_CHECKING:
     from qkv.pretrained.tokenizer import PretrainedTokenizer
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'qkv.pretrained' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+__getattr__, __dir__ = lazy(__name__, _LAZY, __all__)
