@@ -121,7 +121,7 @@ def qkv_prefill(model: Any, ids: torch.Tensor) -> torch.Tensor:
 
 def _smollm2(config: Config, say: harness.Say) -> tuple[dict[str, list[float]], dict[str, list[float]], list[str]]:
     """Seconds of the decoding steps, and of the prefill, per case and round; the greedy tokens' agreement."""
-    say("smollm2: loading transformers' model from the GGUF (about 20 s)")
+    say("smollm2: loading transformers' model from the GGUF (slow: it dequantises every tensor)")
     peer = _smollm2_peer()
     models = {dtype: pretrained.load("smollm2", dtype=dtype) for dtype in config.dtypes}
     first = next(iter(models.values()))

@@ -45,6 +45,7 @@ def _calls() -> dict[str, Callable[[], object]]:
 
     from qkv.article.beyond import shuffled_difference, width_spread
     from qkv.article.messages import messages
+    from qkv.article.one_head import choose_pair
     from qkv.article.part1_mixing import fixed_ratio_weights
     from qkv.article.part2_keys import normalise
     from qkv.text.corpus import split_train_validation
@@ -59,6 +60,7 @@ def _calls() -> dict[str, Callable[[], object]]:
         "a shuffle that is no permutation": lambda: shuffled_difference(lambda x: x, torch.zeros(3, 2), [0, 0, 1]),
         "a validation fraction of 1": lambda: split_train_validation([1, 2, 3], context=1, validation_fraction=1.0),
         "an unknown precision": lambda: resolve_precision("fp8", torch.device("cpu")),
+        "a pair of one word": lambda: choose_pair(["dog"], torch.ones(2, 1, 1)),
     }
 
 

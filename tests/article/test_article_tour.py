@@ -31,6 +31,7 @@ from qkv.article.vectors import (
 from qkv.cli.main import main
 from qkv.data import registry
 from qkv.data.trace import AttentionTrace
+from qkv.errors import InputError
 
 from .conftest import NumpyLayer
 
@@ -141,7 +142,7 @@ def test_everything_the_tour_prints_fits_80_columns(tour_en: Tour, tour_es: Tour
 
 
 def test_a_part_outside_one_to_four_is_refused() -> None:
-    with pytest.raises(ValueError, match="part must be one of"):
+    with pytest.raises(InputError, match="part must be one of"):
         build_tour(part=5)
     with pytest.raises(SystemExit) as exit_info:
         main(["tour", "--part", "5"])
@@ -149,8 +150,14 @@ def test_a_part_outside_one_to_four_is_refused() -> None:
 
 
 def test_part_four_without_the_model_trace_says_how_to_get_it() -> None:
-    with pytest.raises(ValueError, match=r"model_trace=qkv\.trace\(qkv\.load\('minilm'\), SENTENCE\)"):
+    with pytest.raises(InputError, match=r"model_trace=qkv\.trace\(qkv\.load\('minilm'\), SENTENCE\)"):
         build_tour(quick=True, part=4)
+
+
+def test_part_four_with_the_trace_of_another_text_names_its_tokens() -> None:
+    other = AttentionTrace(torch.full((1, 1, 2, 2), 0.5), ("a", "cat"), (0,), "a cat")
+    with pytest.raises(InputError, match=r"no token 'riley'; its tokens are \['a', 'cat'\]"):
+        build_tour(quick=True, part=4, model_trace=other)
 
 
 def test_a_missing_model_is_one_line_and_exit_two(

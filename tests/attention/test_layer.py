@@ -187,7 +187,7 @@ def test_the_cache_refuses_overflow_wrong_shapes_and_bad_crops() -> None:
         cache.append(torch.zeros(1, 2, 1, 4), torch.zeros(1, 2, 1, 4))
     with pytest.raises(ShapeError, match=r"cache holds \(B=1, G=2, S=3, K=4\).*keys \(B=1, G=1, T=1, K=4\)"):
         cache.append(torch.zeros(1, 1, 1, 4), torch.zeros(1, 1, 1, 4))
-    with pytest.raises(ValueError, match="0…3 positions, not 4"):
+    with pytest.raises(ShapeError, match="0…3 positions, not 4"):
         cache.crop(4)
 
 

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qkv.attention import masks
-from qkv.errors import ShapeError
+from qkv.errors import InputError, ShapeError
 
 
 @pytest.mark.parametrize(("T", "S"), [(1, 1), (4, 4), (3, 7), (1, 5), (5, 6)])
@@ -36,7 +36,7 @@ def test_a_window_as_long_as_the_sequence_is_the_causal_mask() -> None:
 
 
 def test_a_window_below_one_is_refused() -> None:
-    with pytest.raises(ValueError, match="window"):
+    with pytest.raises(InputError, match="window must be at least 1 key, got 0"):
         masks.sliding_window(4, window=0)
 
 

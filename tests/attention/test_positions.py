@@ -18,7 +18,7 @@ from qkv.attention.positions import (
     rotate,
     sinusoid_table,
 )
-from qkv.errors import ShapeError
+from qkv.errors import InputError, ShapeError
 
 
 def rope_by_complex_numbers(x: np.ndarray, positions: np.ndarray, theta: float = 10000.0) -> np.ndarray:
@@ -93,7 +93,7 @@ def test_rope_at_an_offset_is_the_slice_of_a_longer_rotation() -> None:
 
 
 def test_rope_refuses_an_odd_head_width() -> None:
-    with pytest.raises(ValueError, match="even head width"):
+    with pytest.raises(InputError, match="head width must be even, got 5"):
         RotaryPositions(head_width=5, context=8)
 
 

@@ -47,6 +47,28 @@ def test_a_llama_run_leaves_as_a_gguf_file_named_after_the_run(runs: dict[str, P
     assert sorted(os.listdir(tmp_path)) == ["model.gguf"]
 
 
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_exports_get_the_modes_a_plain_open_would_give(runs: dict[str, Path], tmp_path: Path, umask: int) -> None:
+    previous = os.umask(umask)  # safetensors writes 0600 and mkdtemp/mkstemp make theirs private
+    try:
+        (tmp_path / "plain").mkdir()  # the references: mkdir and open under the same umask
+        (tmp_path / "plain.txt").write_text("x")
+        assert run_cli(["export", str(runs["gpt2-char"]), "--to", "hf", str(tmp_path / "out")]).code == 0
+        assert run_cli(["export", str(runs["llama-char"]), "--to", "gguf", str(tmp_path / "x.gguf")]).code == 0
+    finally:
+        os.umask(previous)
+    file_mode, folder_mode = 0o666 & ~umask, 0o777 & ~umask
+    assert mode(tmp_path / "plain.txt") == file_mode and mode(tmp_path / "plain") == folder_mode
+    written = sorted((tmp_path / "out").iterdir())
+    assert "model.safetensors" in [path.name for path in written]
+    assert {path.name: mode(path) for path in written} == {path.name: file_mode for path in written}
+    assert mode(tmp_path / "out") == folder_mode and mode(tmp_path / "x.gguf") == file_mode
+
+
+def mode(path: Path) -> int:
+    return path.stat().st_mode & 0o7777
+
+
 def test_not_a_run_is_refused(tmp_path: Path) -> None:
     (tmp_path / "notes").mkdir()
     assert_refused(

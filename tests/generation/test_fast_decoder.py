@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from qkv.attention import implementation
+from qkv.errors import InputError
 from qkv.generation import SamplingConfig, decode_one_token, fast_decoder, generate, generate_uncached
 from qkv.generation.fast_decoder import COMPUTES, FastDecoder, supports
 from qkv.model import Transformer, TransformerConfig, preset
@@ -229,7 +230,7 @@ def test_the_fast_path_picks_the_uncached_references_tokens_within_the_context(f
 def test_the_fast_decoder_refuses_unsupported_models(name: str) -> None:
     model = model_for(name)
     assert not supports(model)
-    with pytest.raises(ValueError, match="use the Transformer"):
+    with pytest.raises(InputError, match="use the Transformer"):
         FastDecoder(model, CONTEXT)
 
 

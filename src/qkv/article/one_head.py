@@ -31,6 +31,7 @@ import torch
 
 from qkv.article.beyond import multi_head_attention, split_heads
 from qkv.article.vectors import VectorDatabase
+from qkv.errors import InputError
 from qkv.shapes import ShapeError, Tensor
 
 __all__ = ["FOCUS", "OTHER", "ArticleHead", "LayerRun", "article_head", "choose_head", "choose_pair", "one_sided"]
@@ -91,7 +92,7 @@ def choose_pair(words: Sequence[str], weights: Tensor) -> tuple[int, int]:
     gaps = one_sided(weights)  # (H, T, T)
     T = gaps.shape[1]
     if T < 2:
-        raise ValueError(f"a pair needs at least two words, got {T}")
+        raise InputError(f"a pair needs at least two words, got {T}; give a longer sentence")
     gaps = gaps.masked_fill(torch.eye(T, dtype=torch.bool), -torch.inf)  # a word and itself are no pair
     index = int(gaps.flatten().argmax())
     return (index // T) % T, index % T

@@ -23,6 +23,7 @@ from qkv.article.tour_beyond import left_out
 from qkv.article.tour_parts import FINAL_LINK_TOLERANCE, RATIO, SIMILAR_WORDS, part1, part2, part3
 from qkv.article.vectors import SENTENCE, VectorDatabase, default_database, split_words
 from qkv.data.trace import AttentionTrace
+from qkv.errors import InputError
 
 __all__ = [
     "FINAL_LINK_TOLERANCE",
@@ -58,7 +59,7 @@ def make_tour(
     (:func:`needs_model_trace`).
     """
     if part is not None and part not in PARTS:
-        raise ValueError(f"part must be one of {', '.join(map(str, PARTS))}, got {part}")
+        raise InputError(f"part must be one of {', '.join(map(str, PARTS))}, got {part}; give one of them or None")
     say = messages(lang)
     database = default_database() if database is None else database
     words = split_words(SENTENCE)

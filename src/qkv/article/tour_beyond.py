@@ -30,6 +30,7 @@ from qkv.article.part3_queries import query_relevance
 from qkv.article.tour_base import Context, Figure, Section, num, word_trace
 from qkv.article.tour_parts import FINAL_LINK_TOLERANCE, RILEY
 from qkv.attention.kernels import attend
+from qkv.errors import InputError
 from qkv.shapes import Tensor
 
 __all__ = ["KEYS", "SEED", "WIDTHS", "heads", "left_out", "positions", "scale", "softmax", "stacking"]
@@ -229,7 +230,7 @@ def stacking(context: Context) -> Section:
     say = context.say
     trace = context.model_trace
     if trace is None:
-        raise ValueError(
+        raise InputError(
             "Part 4's stacking section needs MiniLM's trace of the sentence: pass "
             "model_trace=qkv.trace(qkv.load('minilm'), SENTENCE)"
         )
@@ -271,4 +272,4 @@ def _token_index(labels: list[str], word: str) -> int:
     for index, label in enumerate(labels):
         if label.lower() == word:
             return index
-    raise ValueError(f"the trace has no token {word!r}; its tokens are {labels}")
+    raise InputError(f"the trace has no token {word!r}; its tokens are {labels}: pass the trace of the tour's sentence")

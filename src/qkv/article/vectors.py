@@ -34,6 +34,7 @@ from tokenizers import Encoding, Tokenizer
 from qkv.article.first_layer import FirstLayer, read_first_layer
 from qkv.data.registry import PACKAGED, PretrainedError, find_packaged
 from qkv.data.tensors import read_rows
+from qkv.errors import InputError
 from qkv.shapes import Tensor
 
 __all__ = [
@@ -119,9 +120,9 @@ class VectorDatabase:
             self._tokenizer = tokenizer
         encoding = self._tokenizer.encode(word, add_special_tokens=False)
         if not encoding.ids:
-            raise ValueError(f"{word!r} has no word pieces: give a word with letters or digits")
+            raise InputError(f"{word!r} has no word pieces: give a word with letters or digits")
         if "[UNK]" in encoding.tokens:
-            raise ValueError(f"MiniLM's vocabulary has no pieces for {word!r} (it reads as [UNK])")
+            raise InputError(f"MiniLM's vocabulary has no pieces for {word!r} (it reads as [UNK]); give another word")
         return encoding
 
     def _embedding_rows(self, ids: Sequence[int]) -> Tensor:
@@ -149,7 +150,7 @@ class VectorDatabase:
     def embeddings(self, words: Sequence[str]) -> Tensor:
         """``(T, D)``: one embedding per word."""
         if not words:
-            raise ValueError("no words given")
+            raise InputError("no words given; give at least one word")
         pieces = [list(self._encode(word).ids) for word in words]
         self._embedding_rows([i for ids in pieces for i in ids])  # every missing row in one reading of the file
         return torch.stack([self._embedding_rows(ids).mean(dim=0) for ids in pieces])  # (T, D)

@@ -54,5 +54,5 @@ class KVCache:
     def crop(self, length: int) -> None:
         """Forget every position from ``length`` on (keep the first ``length``)."""
         if not 0 <= length <= self.length:
-            raise ValueError(f"can crop the cache to 0…{self.length} positions, not {length}")
+            raise ShapeError(f"can crop the cache to 0…{self.length} positions, not {length}; give a length in range")
         self.length = length

@@ -67,7 +67,7 @@ class SelfAttention(nn.Module):
         offset = cache.length if cache is not None else 0
 
         # Under bfloat16 autocast (qkv.training.precision) the projections multiply in bfloat16, but scores and
-        # softmax stay float32: more exact, and PyTorch's CPU attention backward is ~5× slower in bfloat16.
+        # softmax stay float32: more exact, and PyTorch's CPU attention backward is far slower in bfloat16.
         float32_scores = x.device.type == "cpu" and torch.is_autocast_enabled("cpu")
         queries, keys, values = self._project(x, upcast=float32_scores)  # (B, T, H·K), (B, T, G·K) twice
         queries = queries.view(B, T, H, K).transpose(1, 2)  # (B, H, T, K)

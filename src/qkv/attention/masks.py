@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 
+from qkv.errors import InputError
 from qkv.shapes import ShapeError, Tensor
 
 __all__ = ["causal", "combine", "padding", "sliding_window"]
@@ -34,7 +35,7 @@ def causal(T: int, S: int | None = None, *, device: torch.device | None = None) 
 def sliding_window(T: int, S: int | None = None, *, window: int, device: torch.device | None = None) -> Tensor:
     """Causal mask that also forgets: query ``t`` sees only the last ``window`` keys up to itself."""
     if window < 1:
-        raise ValueError(f"window must be at least 1, got {window}")
+        raise InputError(f"window must be at least 1 key, got {window}; give a positive window")
     rows, cols = _query_positions(T, T if S is None else S, device)
     return (cols <= rows) & (cols > rows - window)  # (T, S)
 

@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from qkv.attention.config import POSITION_SCHEMES, PositionScheme
+from qkv.errors import InputError
 from qkv.shapes import ShapeError, Tensor
 
 __all__ = [
@@ -144,7 +145,7 @@ class RotaryPositions(nn.Module):
     def __init__(self, head_width: int, context: int, theta: float = 10000.0) -> None:
         super().__init__()
         if head_width % 2:
-            raise ValueError(f"RoPE needs an even head width, got {head_width}")
+            raise InputError(f"RoPE rotates pairs of features: the head width must be even, got {head_width}")
         self.context = context
         cos, signed_sin = rope_tables(head_width, context, float(theta))
         device = torch.get_default_device()  # as a table computed here would be placed

@@ -87,8 +87,8 @@ def run(args: argparse.Namespace) -> int:
         raise UserError("--format png writes a file: give it with -o FILE.png")
     import torch
 
-    # One forward pass of one text takes milliseconds; a second thread only adds waiting, and on a busy shared
-    # machine it made MiniLM's pass 30× slower (1 s instead of 30 ms), measured.
+    # One forward pass of one text is small work; a second thread only adds waiting, and on a busy machine
+    # PyTorch's idle threads spin against the one that works (BENCHMARKS.md, inspection).
     torch.set_num_threads(1)
     from qkv.pretrained import load
 

@@ -1,4 +1,4 @@
-"""Plain data that several layers share, kept below all of them (DESIGN.md style rule 12).
+"""Plain data that several layers share, kept below all of them.
 
 Not datasets (training batches live in :mod:`qkv.training.data`, corpora in :mod:`qkv.text`): these are the
 types and tables that the inspection, the renderers, the article and the loaders all read, so that none of

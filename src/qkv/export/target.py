@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from qkv.export.support import ExportError
-from qkv.files import _umask
+from qkv.files import make_ordinary
 
 __all__ = ["check_target", "staged_directory", "staged_file"]
 
@@ -72,6 +72,15 @@ def _folders_for(path: Path) -> Iterator[None]:
         raise
 
 
+def _make_ordinary_tree(root: Path) -> None:
+    """Give ``root`` and everything in it the modes a plain ``open`` or ``mkdir`` would: ``mkdtemp`` makes the
+    staging directory private (0700) and safetensors its files (0600), and an export is ordinary files."""
+    for folder, _, names in os.walk(root):
+        for name in names:
+            make_ordinary(Path(folder, name))
+        make_ordinary(folder)
+
+
 @contextmanager
 def staged_directory(path: Path) -> Iterator[Path]:
     """Yield an empty staging directory beside ``path``; once the ``with`` body completes, it replaces ``path``."""
@@ -81,8 +90,8 @@ def staged_directory(path: Path) -> Iterator[Path]:
         except OSError as error:
             raise _failed(path, error) from None
         try:
-            os.chmod(staging, 0o777 & ~_umask())  # mkdtemp makes it private; an export is an ordinary directory
             yield staging
+            _make_ordinary_tree(staging)
             old: Path | None = None
             if path.exists():  # an empty directory, or any with force: moved aside, removed once replaced
                 old = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".old", dir=path.parent))
@@ -116,7 +125,7 @@ def staged_file(path: Path) -> Iterator[Path]:
         temporary = Path(name)
         try:
             yield temporary
-            os.chmod(temporary, 0o666 & ~_umask())  # mkstemp makes it private; an export is an ordinary file
+            make_ordinary(temporary)  # mkstemp makes it private; an export is an ordinary file
             os.replace(temporary, path)
         except OSError as error:
             temporary.unlink(missing_ok=True)

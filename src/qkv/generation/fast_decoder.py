@@ -44,6 +44,7 @@ from qkv.attention import masks
 from qkv.attention.kernels import SDPA_HAS_GQA, current_implementation
 from qkv.attention.layer import SelfAttention
 from qkv.attention.positions import LearnedPositions, RotaryPositions, SinusoidalPositions, rotate
+from qkv.errors import InputError
 from qkv.model.config import TransformerConfig
 from qkv.model.transformer import ACTIVATIONS, Block, Transformer, feed_forward, norm_function
 from qkv.shapes import ShapeError, Tensor
@@ -140,7 +141,7 @@ class FastDecoder:
 
     def __init__(self, model: Transformer, capacity: int) -> None:
         if not supports(model):
-            raise ValueError(
+            raise InputError(
                 "FastDecoder runs pre-norm causal decoders (no ALiBi, token types, capture hooks or exact attention; "
                 "fast_decoder.COMPUTES lists the config values it computes); use the Transformer"
             )

@@ -177,7 +177,7 @@ class TransformerConfig(ConfigData):
 
 # The peak bytes per value of a computed position table (float64 angles, their sine and cosine, float32 copies).
 _TABLE_BYTES_PER_VALUE = 24
-# A block's modules, parameters and their bookkeeping as Python objects: about 42 kB, measured for narrow blocks.
+# A block's modules, parameters and their bookkeeping as Python objects: about 42 kB for a narrow block, rounded up.
 _OBJECT_BYTES_PER_LAYER = 48_000
 
 

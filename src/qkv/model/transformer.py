@@ -64,8 +64,8 @@ def norm_function(norm: nn.Module) -> Map:
 def _dropout(module: nn.Dropout, x: Tensor) -> Tensor:
     """``module(x)``, skipped where it is the identity (rate 0, or evaluation).
 
-    A call that does nothing still costs about 5 µs; at one token per forward pass the nine of a 4-layer model
-    cost 6–8% of the decoding time (BENCHMARKS.md, generation).
+    A call that does nothing still pays for a module call and ``F.dropout``'s checks, which at one token per
+    forward pass add up to a visible share of the decoding time (BENCHMARKS.md, generation).
     """
     return module(x) if module.training and module.p > 0 else x
 
@@ -217,8 +217,8 @@ class Transformer(nn.Module):
     Before anything is allocated, the config's memory (:meth:`TransformerConfig.estimated_bytes`) is compared
     with what the machine has free, and a model that cannot fit is refused with
     :class:`~qkv.errors.TooLargeError`. ``initialise=False`` is for loaders that replace every parameter right
-    away: the random initialisation is skipped (for SmolLM2's 135M weights it took 1.7 s) and so is the memory
-    check, which such a caller makes itself for the tensors it will hold.
+    away: the random initialisation is skipped (it would only be overwritten) and so is the memory check, which
+    such a caller makes itself for the tensors it will hold.
     """
 
     def __init__(self, config: TransformerConfig, *, initialise: bool = True) -> None:

@@ -4,11 +4,11 @@ A loader reads a file format and renames its tensors to qkv's module names; :fun
 tensors are exactly the ones the config asks for, with the right shapes, before anything is loaded, so a
 mismatch is one clear error and never a half-loaded model.
 
-The model is built without random initialisation (``Transformer(config, initialise=False)``; for SmolLM2's
-135M weights it took 1.7 s): its parameters are left as ``torch.empty`` allocates them — memory never touched,
-so never resident — and then replaced by the loaded tensors themselves. (PyTorch's ``meta`` device would do the
-same, but moving a model off it imports sympy: 0.3 s.) :func:`check_fits` lets a loader refuse a model too large
-for the free memory as soon as it has read the config, before any tensor.
+The model is built without random initialisation (``Transformer(config, initialise=False)``): its parameters
+are left as ``torch.empty`` allocates them — memory never touched, so never resident — and then replaced by the
+loaded tensors themselves. (PyTorch's ``meta`` device would do the same, but moving a model off it imports
+sympy.) :func:`check_fits` lets a loader refuse a model too large for the free memory as soon as it has read the
+config, before any tensor.
 """
 
 from __future__ import annotations

@@ -4,10 +4,10 @@ GGUF (llama.cpp's format, little-endian, versions 2 and 3) is a header, ``kv_cou
 (key, type, value), ``tensor_count`` tensor descriptions (name, dimensions innermost first, type, offset),
 then the tensor data, aligned to ``general.alignment`` (32 bytes by default).
 
-Why not ``gguf.GGUFReader``: it builds a NumPy view for every part of every field, which for SmolLM2's
-49,152 tokens and 48,900 merges takes 3–5 s here. This reader walks the metadata once with
-:func:`struct.unpack_from` (about 0.1 s) and reads a tensor's bytes only when asked, into memory the caller
-owns, so the file is never mapped and its pages never count against the process.
+Why not ``gguf.GGUFReader``: it builds a NumPy view for every part of every field, slow for SmolLM2's 49,152
+tokens and 48,900 merges (BENCHMARKS.md, pretrained models: load). This reader walks the metadata once with
+:func:`struct.unpack_from` and reads a tensor's bytes only when asked, into memory the caller owns, so the file
+is never mapped and its pages never count against the process.
 
 Every way a file can be short or malformed is a :class:`~qkv.data.registry.PretrainedError` that
 names the file and says "truncated or damaged".

@@ -47,7 +47,7 @@ WeightFormat = Literal["float32", "bfloat16", "int4"]
 WEIGHT_FORMATS: tuple[WeightFormat, ...] = ("float32", "bfloat16", "int4")
 
 GROUP = 32  # weights per 4-bit block (llama.cpp's QK4_0 / QK4_1)
-MAX_INT4_ROWS = 8  # up to this many rows the 4-bit kernel is faster than bfloat16; measured in docs/pretrained.md
+MAX_INT4_ROWS = 8  # up to this many rows the 4-bit kernel is faster than bfloat16 (BENCHMARKS.md, pretrained)
 
 # llama.cpp block layouts: bytes per block, and where the scale, the minimum (Q4_1) and the values start.
 _Q4_LAYOUTS = {"Q4_0": (18, 0, None, 2), "Q4_1": (20, 0, 2, 4)}
@@ -118,9 +118,9 @@ class Int4Linear(nn.Linear):
     """``x Wᵀ (+ b)`` with ``W`` held only as 4-bit blocks (4.5 bits per weight).
 
     Up to :data:`MAX_INT4_ROWS` rows (decoding) run PyTorch's 4-bit kernel, which reads the blocks directly.
-    More rows (a prompt) dequantise ``W`` to bfloat16 for this one call (about 1 ms per million weights here)
-    and run a bfloat16 matrix product: the 4-bit kernel takes ~13× longer per row there, and keeping a bfloat16
-    copy for prompts would cost 2 bytes per weight of memory. :attr:`weight` is that dequantised matrix.
+    More rows (a prompt) dequantise ``W`` to bfloat16 for this one call and run a bfloat16 matrix product: the
+    4-bit kernel is far slower per row there (BENCHMARKS.md, pretrained models), and keeping a bfloat16 copy for
+    prompts would cost 2 bytes per weight of memory. :attr:`weight` is that dequantised matrix.
     """
 
     input_dtype = torch.bfloat16

@@ -28,6 +28,7 @@ from qkv.article.part2_keys import key_relevance
 from qkv.article.part3_queries import part3_via_attend, part3_with_softmax, query_relevance
 from qkv.article.vectors import SENTENCE, VectorDatabase, split_words
 from qkv.attention.kernels import attend
+from qkv.errors import InputError
 from qkv.serve.inputs import RequestError
 from qkv.shapes import Tensor
 
@@ -91,7 +92,7 @@ class Article:
         database = self.database
         try:
             values, keys, queries = database.values(words), database.keys(words), database.queries(words)  # (W, D)
-        except ValueError as error:  # a word MiniLM has no pieces for
+        except InputError as error:  # a word MiniLM has no pieces for
             raise RequestError(str(error)) from None
         head = article_head(database, words)  # Parts 2–3's head, as the tour picks it
         placed_run = run_first_layer(database, words, positions=True)  # (W, D) each, with positions

@@ -142,7 +142,7 @@ class Worker:
 
     ``threads`` is how many threads PyTorch itself uses, set before the first call (``None``: its default).
     One is the default: a request is one text at batch 1, and on a busy machine PyTorch's idle threads
-    spin-wait for work (``qkv attend`` measured a MiniLM pass 30× slower with two threads than with one).
+    spin-wait for work (BENCHMARKS.md, inspection: one thread for a small pass).
     """
 
     def __init__(self, threads: int | None = 1) -> None:

@@ -97,8 +97,8 @@ def configure_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Ad
     ]
     lr, betas = config.learning_rate, (config.beta1, config.beta2)
     try:
-        # One kernel updates a whole parameter (moments, bias correction, decay, step); on CPU this is 3× faster
-        # than foreach, which runs a dozen separate ops per parameter (benchmarks/train.py, BENCHMARKS.md).
+        # One kernel updates a whole parameter (moments, bias correction, decay, step), where foreach runs a
+        # dozen separate ops per parameter: the fastest update on the CPU (BENCHMARKS.md, training).
         return torch.optim.AdamW(groups, lr=lr, betas=betas, fused=True)
     except RuntimeError:  # a device or dtype without the fused kernel
         return torch.optim.AdamW(groups, lr=lr, betas=betas, foreach=True)
@@ -138,8 +138,8 @@ def step_memory(model_config: TransformerConfig, batch_size: int) -> int:
     """A lower bound on the bytes one training step adds to a model's weights: gradients and AdamW's two moments
     (12 bytes a parameter), the activations kept for the backward pass (in each block the norms' inputs,
     queries, keys, values, the attention output and the MLP's hidden layer before and after its activation)
-    and the logits with their log-softmax and gradient. Measured steps take 1.2–1.5× more; a step whose lower
-    bound does not fit certainly cannot run."""
+    and the logits with their log-softmax and gradient. A real step takes more (temporaries the bound leaves
+    out); a step whose lower bound does not fit certainly cannot run."""
     D, F, V = model_config.width, model_config.hidden_width, model_config.vocab_size
     tokens = batch_size * model_config.context
     per_token = 3 * V + model_config.layers * (8 * D + 2 * F) + 2 * D  # float32 values kept per token

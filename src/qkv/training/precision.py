@@ -1,7 +1,7 @@
 """Mixed precision for training: float32 weights and optimizer, bfloat16 matrix products where the chip has them.
 
 ``precision="bfloat16"`` runs the model's forward pass under :func:`torch.autocast`: the projections and the MLP
-multiply in bfloat16 (on CPUs with AMX or AVX-512 BF16, 3–5× the float32 rate at qkv's shapes), while the
+multiply in bfloat16 (several times the float32 rate on CPUs with AMX or AVX-512 BF16), while the
 weights, their gradients, the optimizer's moments, layer norms, the attention scores and softmax
 (:class:`~qkv.attention.SelfAttention` keeps them in float32 on the CPU) and the loss stay float32. This is
 the usual mixed-precision recipe (no loss scaling is needed: bfloat16 has float32's exponent range).
