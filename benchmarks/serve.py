@@ -46,7 +46,7 @@ _URL = re.compile(r"http://(127\.0\.0\.1|localhost|\[::1\]):(\d+)/")
 
 @dataclass(frozen=True)
 class Config:
-    rounds: int = 5
+    rounds: int = 7
     starts: int = field(default=3, metadata={"help": "fresh servers timed from spawn to the page"})
     minilm_tokens: int = field(default=64, metadata={"help": "tokens of the text MiniLM traces"})
     smollm2_tokens: int = field(default=256, metadata={"help": "tokens of the text SmolLM2 traces"})
