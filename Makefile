@@ -53,8 +53,8 @@ test: lint typecheck unit
 check: lint typecheck
 	$(PY) -m pytest -q -m "not slow"
 
-# The benchmarks (BENCHMARKS.md): all five, or some: make bench BENCH="attention generate" BENCH_FLAGS=--quick
-BENCH       ?= attention train generate pretrained inspect
+# The benchmarks (BENCHMARKS.md): all six, or some: make bench BENCH="attention generate" BENCH_FLAGS=--quick
+BENCH       ?= attention train generate pretrained inspect serve
 BENCH_FLAGS ?=
 bench: setup
 	for name in $(BENCH); do $(PY) -m benchmarks.$$name $(BENCH_FLAGS) || exit 1; done

@@ -24,6 +24,7 @@ import math
 import operator
 import os
 import platform
+import signal
 import statistics
 import subprocess
 import sys
@@ -204,8 +205,9 @@ def allocation_case(nbytes: int) -> Callable[[], object]:
 
 class Process:
     """A child process running this checkout's ``qkv`` and ``benchmarks``, killed after ``timeout_s``. With
-    ``pipes``, :meth:`ask` sends it a line and reads its one-line JSON answer. A process that stops or fails is a
-    :class:`BenchmarkError` quoting the end of its stderr."""
+    ``pipes``, :meth:`ask` sends it a line and reads its one-line JSON answer, :meth:`read_line` reads what it
+    says unasked (a server its address). A process that stops or fails is a :class:`BenchmarkError` quoting the
+    end of its stderr."""
 
     def __init__(
         self, command: Sequence[str], *, timeout_s: float = 0, env: Mapping[str, str] = {}, pipes: bool = True
@@ -235,6 +237,24 @@ class Process:
             raise self._failure()
         reply: dict[str, Any] = json.loads(answer)
         return reply
+
+    @property
+    def pid(self) -> int:
+        return self._popen.pid
+
+    def read_line(self) -> str:
+        """The next line it writes to stdout (a server's address); its end, or a failure, is an error."""
+        assert self._popen.stdout is not None, "started without pipes"
+        line = self._popen.stdout.readline()
+        if not line:
+            raise self._failure()
+        return line
+
+    def interrupt(self) -> None:
+        """Ctrl-C (SIGINT; a server's cue to end) and wait for it to end well."""
+        if self._popen.poll() is None:
+            self._popen.send_signal(signal.SIGINT)
+        self.wait()
 
     def wait(self) -> None:
         """Close its input (a worker's cue to end) and wait for it to end well."""

@@ -85,6 +85,33 @@ def test_every_metric_reduces_the_last_two_dimensions_and_matches_one_head_at_a_
     )
 
 
+@pytest.mark.parametrize(("causal", "tokens"), [(True, 1), (True, 97), (False, 64), (False, 300)])
+def test_head_metrics_equal_the_float64_computation_within_1e_6(causal: bool, tokens: int) -> None:
+    """head_metrics sums rows in float32, layer by layer: every number as the metrics of the float64 weights."""
+    generator = torch.Generator().manual_seed(tokens)
+    scores = 4 * torch.randn(3, 4, tokens, tokens, generator=generator)  # (L, H, T, S): some rows nearly one-hot
+    if causal:
+        scores = scores.masked_fill(torch.ones(tokens, tokens, dtype=torch.bool).triu(diagonal=1), float("-inf"))
+    weights = torch.softmax(scores, dim=-1)
+    weights[0, 0] = torch.eye(tokens)  # exact zeros and ones: 0 · log 0 counts as 0
+    weights[1, 1] = torch.tril(torch.ones(tokens, tokens)) / torch.arange(1, tokens + 1)[:, None]
+    special = tuple(i % 17 == 5 for i in range(tokens))
+    trace = AttentionTrace(weights, tuple(f"t{i}" for i in range(tokens)), (0, 1, 2), "x", special=special)
+    metrics = head_metrics(trace)
+    exact = weights.double()
+    expected = {
+        "entropy": entropy(exact),
+        "distance": attended_distance(exact),
+        "asymmetry": asymmetry(exact),
+        "relative_asymmetry": relative_asymmetry(exact),
+        "sink_share": sink_share(exact, trace.sinks),
+    }
+    for name, reference in expected.items():
+        found = getattr(metrics, name)
+        assert found.dtype == torch.float32 and found.shape == (3, 4), name
+        assert torch.allclose(found.double(), reference, rtol=1e-6, atol=1e-6), name
+
+
 def test_asymmetry_needs_square_weights() -> None:
     with pytest.raises(ShapeError, match="square"):
         asymmetry(torch.ones(2, 3) / 3)

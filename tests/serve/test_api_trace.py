@@ -5,6 +5,7 @@ one-line 4xx."""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -85,19 +86,26 @@ def test_the_overview_metrics_and_thumbnails_are_the_trace_s(
     assert 0 <= minilm_overview["exactness"] < 1e-5  # type: ignore[operator]
 
 
-def test_a_long_text_is_pooled_to_64_by_64_thumbnails_by_max(client: TestClient) -> None:
+def test_a_long_text_is_pooled_by_max_to_32_by_32_thumbnails_for_a_model_of_many_heads(client: TestClient) -> None:
     text = " ".join(["word", "dog", "cat"] * 40)  # 122 tokens
     overview = client.post("/api/trace", json={"model": "run:demo", "text": text[:32]}).json()
     assert overview["thumbs"]["size"] == len(overview["tokens"])
     overview = client.post("/api/trace", json={"model": "minilm", "text": text}).json()
-    T = len(overview["tokens"])
-    assert T == 122 and overview["thumbs"]["size"] == 64
-    cells = np.frombuffer(base64.b64decode(overview["thumbs"]["data"]), dtype=np.uint8).reshape(6, 12, 64, 64)
+    T, n = len(overview["tokens"]), 32  # MiniLM: 6 × 12 = 72 heads, more than MANY_HEADS
+    assert T == 122 and overview["thumbs"]["size"] == n
+    cells = np.frombuffer(base64.b64decode(overview["thumbs"]["data"]), dtype=np.uint8).reshape(6, 12, n, n)
     head = weights_of(client.get(f"/api/trace/{overview['id']}/head/1/4").json())
-    # adaptive max pooling: cell (i, j) covers rows floor(i·T/64) … ceil((i+1)·T/64) − 1 (and so columns)
-    bounds = [(math.floor(i * T / 64), math.ceil((i + 1) * T / 64)) for i in range(64)]
+    # adaptive max pooling: cell (i, j) covers rows floor(i·T/n) … ceil((i+1)·T/n) − 1 (and so columns)
+    bounds = [(math.floor(i * T / n), math.ceil((i + 1) * T / n)) for i in range(n)]
     pooled = np.array([[head[r0:r1, c0:c1].max() for c0, c1 in bounds] for r0, r1 in bounds])
     assert np.abs(cells[1, 4].astype(int) - np.round(pooled / pooled.max() * 255)).max() <= 1
+
+
+def test_thumbnails_are_64_cells_a_side_up_to_64_heads_and_32_beyond() -> None:
+    from qkv.serve.traces import MANY_HEADS, thumb_size
+
+    assert MANY_HEADS == 64
+    assert [thumb_size(heads) for heads in (1, 8, 64, 65, 72, 270)] == [64, 64, 64, 32, 32, 32]
 
 
 def qk_reference(queries: np.ndarray, keys: np.ndarray, weights: np.ndarray, causal: bool) -> dict[str, object]:
@@ -256,11 +264,49 @@ def test_unicode_and_control_characters_are_texts_like_any_other(client: TestCli
 
 def test_large_overviews_are_gzipped_for_clients_that_accept_it(client: TestClient) -> None:
     response = client.post("/api/trace", json={"model": "minilm", "text": SENTENCE})
-    assert response.headers["content-encoding"] == "gzip" and "model;dur=" in response.headers["server-timing"]
+    assert response.headers["content-encoding"] == "gzip"
+    timing = dict(part.strip().split(";dur=") for part in response.headers["server-timing"].split(","))
+    assert set(timing) == {"model", "encode"} and all(float(ms) >= 0 for ms in timing.values())
     plain = client.post(
         "/api/trace", json={"model": "minilm", "text": SENTENCE}, headers={"accept-encoding": "identity"}
     )
     assert "content-encoding" not in plain.headers and json.loads(plain.content)["tokens"] == response.json()["tokens"]
+
+
+@pytest.mark.parametrize(
+    ("family", "overrides"),
+    [("llama", {"heads": 4, "kv_heads": 2}), ("bert", {"heads": 4, "causal": False, "lm_head": False})],
+)
+def test_the_exactness_badge_reads_grouped_and_bidirectional_heads_right(
+    family: str, overrides: dict[str, object]
+) -> None:
+    """The exact outputs come from the trace's weights: each query head times its key/value head's values."""
+    from qkv.model import Transformer, preset
+    from qkv.pretrained.model import Model
+    from qkv.serve.projections import capture_projections, fused_exact_gap
+    from qkv.text.tokenizers import CharTokenizer
+
+    from .conftest import CORPUS
+
+    tokenizer = CharTokenizer.train(CORPUS)
+    config = preset(family, vocab_size=tokenizer.vocab_size, context=32, width=32, layers=2, tie_embeddings=False)
+    config = dataclasses.replace(config, **overrides)  # type: ignore[arg-type]
+    torch.manual_seed(3)
+    handle = Model(Transformer(config).eval(), tokenizer, name="toy")
+    with capture_projections(handle.model) as layers:
+        weights = trace(handle, "the lazy dog sat").weights  # (L, H, T, S)
+    expected = 0.0
+    for layer in layers:  # softmax(QKᵀ/√K)V written out, each key/value head shared by H / G query heads
+        q = layer.queries[None]  # (1, H, T, K)
+        k, v = (x[None].repeat_interleave(2 if family == "llama" else 1, dim=1) for x in (layer.keys, layer.values))
+        scores = (q @ k.transpose(-1, -2)) / math.sqrt(q.shape[-1])
+        if config.causal:
+            scores = scores.masked_fill(torch.ones_like(scores, dtype=torch.bool).triu(1), float("-inf"))
+        fused = torch.nn.functional.scaled_dot_product_attention(q, k, v, is_causal=config.causal)
+        expected = max(expected, float((torch.softmax(scores, dim=-1) @ v - fused).abs().max()))
+    assert fused_exact_gap(handle.model, layers, weights) == pytest.approx(expected, abs=1e-6)
+    flipped = weights.flip(1)  # each head's weights given to another head: the gap shows it
+    assert fused_exact_gap(handle.model, layers, flipped) > 1e-3
 
 
 def test_the_exactness_badge_is_the_largest_gap_between_the_two_kernels(
@@ -272,7 +318,7 @@ def test_the_exactness_badge_is_the_largest_gap_between_the_two_kernels(
     handle = load(runs / "demo")
     network = handle.model
     with capture_projections(network) as layers:
-        trace(handle, "the lazy dog")
+        weights = trace(handle, "the lazy dog").weights
     assert len(layers) == 2
     expected = 0.0
     for layer in layers:  # torch's own kernel against softmax(QKᵀ/√K)V written out, causal
@@ -282,8 +328,8 @@ def test_the_exactness_badge_is_the_largest_gap_between_the_two_kernels(
         T = q.shape[2]
         scores = scores.masked_fill(torch.triu(torch.ones(T, T, dtype=torch.bool), 1), float("-inf"))
         expected = max(expected, float((torch.softmax(scores, dim=-1) @ v - fused).abs().max()))
-    assert fused_exact_gap(network, layers) == pytest.approx(expected, abs=1e-6)
+    assert fused_exact_gap(network, layers, weights) == pytest.approx(expected, abs=1e-6)
 
     real = projections_module.fused_attention
     monkeypatch.setattr(projections_module, "fused_attention", lambda *a, **k: real(*a, **k) + 1e-3)
-    assert fused_exact_gap(network, layers) == pytest.approx(1e-3, rel=1e-2)  # a kernel that is off shows
+    assert fused_exact_gap(network, layers, weights) == pytest.approx(1e-3, rel=1e-2)  # a kernel that is off shows

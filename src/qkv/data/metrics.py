@@ -150,15 +150,41 @@ def _span(values: Tensor, spec: str = ".2f") -> str:
 
 
 def head_metrics(trace: AttentionTrace) -> HeadMetrics:
-    """Entropy, attended distance, asymmetry and sink share of every captured head."""
-    weights = trace.weights.double()  # (L, H, T, S): sums over T·S in double, reported as float32
+    """Entropy, attended distance, asymmetry and sink share of every captured head.
+
+    The same numbers as :func:`entropy`, :func:`attended_distance`, :func:`asymmetry`,
+    :func:`relative_asymmetry` and :func:`sink_share` of the weights in float64 (within 1e-6, relative),
+    computed one layer at a time so that the passes over a layer's weights stay in the CPU's cache: each row's
+    sum is taken in float32 (a row is at most a context's worth of terms) and the rows are added in float64.
+    """
+    weights = trace.weights  # (L, H, T, S)
+    _require_weights(weights)
+    L, H, T, S = weights.shape
+    if T != S:
+        raise ShapeError(f"head metrics need square weights (L, H, T, T), got shape {tuple(weights.shape)}")
+    if len(trace.sinks) != S:
+        raise ShapeError(f"sinks marks {len(trace.sinks)} tokens for weights of shape {tuple(weights.shape)}")
+    positions = torch.arange(T, device=weights.device)
+    distance = (positions[:, None] - positions[None, :]).abs().to(torch.float32)  # (T, S)
+    sinks = torch.tensor([i for i, sink in enumerate(trace.sinks) if sink], dtype=torch.long, device=weights.device)
+    found = torch.empty(5, L, H, dtype=torch.float64, device=weights.device)  # the five metrics, in float64
+    for i in range(L):
+        layer = weights[i].to(torch.float32)  # (H, T, S)
+        found[0, i] = torch.special.xlogy(layer, layer).sum(dim=-1).double().mean(dim=-1).neg() / math.log(2)
+        found[1, i] = (layer * distance).sum(dim=-1).double().mean(dim=-1)
+        difference = layer - layer.transpose(-1, -2)  # (H, T, T)
+        found[2, i] = (difference * difference).sum(dim=-1).double().sum(dim=-1).sqrt()
+        norm = (layer * layer).sum(dim=-1).double().sum(dim=-1).sqrt()  # (H,)
+        found[3, i] = found[2, i] / (math.sqrt(2.0) * norm).clamp(min=torch.finfo(torch.float64).tiny)
+        found[4, i] = layer.index_select(-1, sinks).sum(dim=-1).double().mean(dim=-1)
+    entropy_, distance_, asymmetry_, relative, sink = found.to(torch.float32)
     return HeadMetrics(
         layers=trace.layers,
-        entropy=entropy(weights).float(),
-        distance=attended_distance(weights).float(),
-        asymmetry=asymmetry(weights).float(),
-        relative_asymmetry=relative_asymmetry(weights).float(),
-        sink_share=sink_share(weights, trace.sinks).float(),
+        entropy=entropy_,
+        distance=distance_,
+        asymmetry=asymmetry_,
+        relative_asymmetry=relative,
+        sink_share=sink,
     )
 
 

@@ -4,9 +4,9 @@
 forward pass (the one :func:`qkv.trace` runs, so the text goes through the model once), then applies the
 layer's own RoPE to the queries and keys: what the layer's kernel multiplies. The Q/K view reads those.
 
-:func:`fused_exact_gap` runs both of qkv's attention kernels on them and reports the largest difference of
-their outputs: the exactness badge. (When the model gains one switch between its kernels, this becomes a call
-to it; keep it in this one function.)
+:func:`fused_exact_gap` compares the exact kernel's outputs (its weights, which the trace kept, times the
+values) with the fused kernel's on them and reports the largest difference: the exactness badge. (When the
+model gains one switch between its kernels, this becomes a call to it; keep it in this one function.)
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import cast
 import torch
 from torch import nn
 
-from qkv.attention.kernels import exact_attention, fused_attention
+from qkv.attention.kernels import fused_attention
 from qkv.attention.layer import SelfAttention
 from qkv.model.transformer import Block, Transformer
 from qkv.shapes import Tensor
@@ -81,16 +81,21 @@ def _heads(attention: SelfAttention, record: dict[str, list[Tensor]]) -> Project
 
 
 @torch.no_grad()
-def fused_exact_gap(model: Transformer, layers: list[Projections]) -> float:
-    """The largest ``|fused − exact|`` over every layer's attention output for these projections."""
+def fused_exact_gap(model: Transformer, layers: list[Projections], weights: Tensor) -> float:
+    """The largest ``|fused − exact|`` over every layer's attention output for these projections.
+
+    ``weights (L, H, T, S)`` are the exact kernel's weights from the same pass (the trace's: a traced layer
+    takes the exact path), so the exact output is ``weights @ values``, as :func:`exact_attention` computes
+    it, without computing the scores and the softmax a second time.
+    """
     gap = 0.0
-    for block, captured in zip(model.blocks, layers, strict=True):
+    for block, captured, layer_weights in zip(model.blocks, layers, weights, strict=True):
         attention = cast(Block, block).attention
         queries, keys, values = captured.queries[None], captured.keys[None], captured.values[None]
-        T, S = queries.shape[2], keys.shape[2]
+        H, T, S = queries.shape[1], queries.shape[2], keys.shape[2]
         bias = attention.alibi(T, S, 0).to(queries.dtype) if attention.alibi is not None else None  # (H, T, S)
-        causal = attention.config.causal
-        exact, _ = exact_attention(queries, keys, values, causal=causal, bias=bias)  # (1, H, T, K)
-        fused = fused_attention(queries, keys, values, causal=causal, bias=bias)  # (1, H, T, K)
+        shared = values.repeat_interleave(H // values.shape[1], dim=1)  # (1, H, S, K): each query head's values
+        exact = layer_weights[None].to(values.dtype) @ shared  # (1, H, T, K)
+        fused = fused_attention(queries, keys, values, causal=attention.config.causal, bias=bias)  # (1, H, T, K)
         gap = max(gap, float((exact.float() - fused.float()).abs().max()))
     return gap

@@ -3,7 +3,7 @@
 ``POST /api/trace`` runs :func:`capture` (one forward pass: the weights of every layer through
 :func:`qkv.trace`, each layer's queries and keys through :mod:`qkv.serve.projections`) and answers the
 :func:`overview`: tokens, per-head metrics (:func:`qkv.inspection.head_metrics`), a small thumbnail of every
-head and the fused-versus-exact gap. The trace stays in a cache (least recently used dropped
+head (:func:`thumb_size`) and the fused-versus-exact gap. The trace stays in a cache (least recently used dropped
 first: :mod:`qkv.serve.cache`) so that clicking a head (:func:`head`) or opening the Q/K view
 (:func:`qk_view`) reads it back without running the model again.
 """
@@ -29,7 +29,10 @@ from qkv.serve.models import Loaded
 from qkv.serve.projections import capture_projections, fused_exact_gap
 from qkv.shapes import Tensor
 
+MANY_HEADS = 64  # more heads than this in a trace (MiniLM's 72, SmolLM2's 270): 32 × 32 thumbnails
+
 __all__ = [
+    "MANY_HEADS",
     "THUMB_SIZE",
     "TraceEntry",
     "capture",
@@ -37,6 +40,7 @@ __all__ = [
     "overview",
     "qk_view",
     "significant",
+    "thumb_size",
     "thumbnails",
 ]
 
@@ -73,7 +77,7 @@ def capture(loaded: Loaded, text: str, limits: Limits) -> TraceEntry:
         causal=loaded.causal,
         queries=tuple(layer.queries.float() for layer in layers),
         keys=tuple(layer.keys.float() for layer in layers),
-        exactness=fused_exact_gap(loaded.network, layers),
+        exactness=fused_exact_gap(loaded.network, layers, result.weights),
     )
 
 
@@ -86,6 +90,13 @@ def _rounded(value: Any, digits: int) -> Any:
     if isinstance(value, list):
         return [_rounded(item, digits) for item in value]
     return float(f"{value:.{digits}g}")
+
+
+def thumb_size(heads: int) -> int:
+    """The thumbnails' largest side for a trace of ``heads`` heads in all: :data:`THUMB_SIZE` (64) up to
+    :data:`MANY_HEADS`, half that beyond, so that the overview of a model with many heads stays small on the
+    wire (a grid of many heads draws each one small; the head in detail is sent in full)."""
+    return THUMB_SIZE if heads <= MANY_HEADS else THUMB_SIZE // 2
 
 
 def overview(entry: TraceEntry) -> dict[str, Any]:
@@ -109,7 +120,7 @@ def overview(entry: TraceEntry) -> dict[str, Any]:
             "relative_asymmetry": significant(metrics.relative_asymmetry),
             "sink_share": significant(metrics.sink_share),
         },
-        "thumbs": thumbnails(result.weights),
+        "thumbs": thumbnails(result.weights, thumb_size(len(result.layers) * result.heads)),
         "exactness": entry.exactness,
     }
 
