@@ -172,7 +172,7 @@ def test_shard_without_torchrun_is_refused_in_one_line(tmp_path: Path, monkeypat
     with contextlib.redirect_stderr(io.StringIO()) as err:
         code = main(["train", str(corpus), "--preset", "tiny", "--shard", "--out", str(tmp_path / "run")])
     assert code == 2 and len(err.getvalue().strip().splitlines()) == 1
-    assert "torchrun --nproc_per_node N -m qkv train … --shard" in err.getvalue() and "drop --shard" in err.getvalue()
+    assert "torchrun --nproc-per-node N -m qkv train … --shard" in err.getvalue() and "drop --shard" in err.getvalue()
     assert not (tmp_path / "run").exists()
 
 

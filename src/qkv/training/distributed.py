@@ -85,7 +85,7 @@ def setup_distributed(*, shard: bool = False) -> Distributed:
     if shard and "WORLD_SIZE" not in os.environ:
         raise InputError(
             "--shard splits the model over processes that torchrun starts; run it as "
-            "`torchrun --nproc_per_node N -m qkv train … --shard`, or drop --shard"
+            "`torchrun --nproc-per-node N -m qkv train … --shard`, or drop --shard"
         )
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     if world_size <= 1 and not shard:
