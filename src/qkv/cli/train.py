@@ -142,6 +142,12 @@ def register(subparsers: Any) -> None:
         "qkv serve's Training view (default TEXT: the article's sentence); a resumed run keeps watching its text",
     )
     run_options.add_argument("--resume", metavar="RUN", help="continue the run in this directory")
+    run_options.add_argument(
+        "--shard",
+        action="store_true",
+        help="under torchrun, shard the model, its gradients and optimizer over the processes (FSDP2) instead of "
+        "a whole copy in each: for a model too big for one device; checkpoints stay whole",
+    )
     parser.set_defaults(handler=run, flag_names=names)
 
 
@@ -299,7 +305,7 @@ def run(args: argparse.Namespace) -> int:
     if args.out:
         check_run_dir(Path(args.out))  # a file, or a path below one: said before any work
 
-    distributed = setup_distributed()
+    distributed = setup_distributed(shard=args.shard)
     if not distributed.enabled:
         return _run(args, distributed)
     import torch.distributed as dist
@@ -378,10 +384,13 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text).astype("int64"))
     train_ids, validation_ids = split_train_validation(ids, context=model_config.context)
     torch.manual_seed(config.seed)
-    model = Transformer(model_config).to(distributed.device())  # a GPU when there is one
+    # a GPU when there is one; a model to shard stays in CPU memory until each shard moves there (training.loop)
+    model = Transformer(model_config).to("cpu" if distributed.shard else distributed.device())
     if resume is not None:
         load_weights(model, resume)
-    check_step_fits(model_config, config.batch_size, next(model.parameters()).device, distributed.world_size)
+    check_step_fits(
+        model_config, config.batch_size, distributed.device(), distributed.world_size, sharded=distributed.shard
+    )
     parameters = sum(p.numel() for p in model.parameters())
     if resume is None:  # said once every check passed, so that a mistake is reported on one line
         name = corpus.name if len(corpus.name) <= 48 else corpus.name[:47] + "…"  # a name does not wrap
@@ -397,8 +406,9 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
         f"model: {model_config.layers} layers, {model_config.heads} heads, width {model_config.width}, "
         f"context {model_config.context}, vocab {model_config.vocab_size} ({parameters / 1e6:.2f}M parameters)"
         + (f"; {distributed.world_size} processes" if distributed.enabled else "")
+        + (", sharded (FSDP2)" if distributed.shard else "")
     )
-    precision = resolve_precision(config.precision, next(model.parameters()).device)
+    precision = resolve_precision(config.precision, distributed.device())
     say(
         "precision: bfloat16 products, float32 weights and optimizer (--precision float32 to turn off)"
         if precision == "bfloat16"

@@ -22,7 +22,7 @@ import tempfile
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
 from safetensors import SafetensorError, safe_open
@@ -45,6 +45,7 @@ __all__ = [
     "Progress",
     "SavedModel",
     "find_checkpoint",
+    "gather_full_state",
     "is_run",
     "load_checkpoint",
     "load_weights",
@@ -123,9 +124,8 @@ class SavedModel:
     progress: Progress
 
 
-def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
-    """Flatten an optimizer's state into named tensors (for safetensors) and its groups into JSON data."""
-    state_dict = optimizer.state_dict()
+def _optimizer_tensors(state_dict: Mapping[str, Any]) -> tuple[dict[str, torch.Tensor], list[dict[str, Any]]]:
+    """Flatten an optimizer's state dict into named tensors (for safetensors) and its groups into JSON data."""
     tensors: dict[str, torch.Tensor] = {}
     for index, state in state_dict["state"].items():
         for name, value in state.items():
@@ -134,10 +134,11 @@ def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict[str, torc
     return tensors, groups
 
 
-def _restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint) -> None:
+def _restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint, model: nn.Module | None) -> None:
     """Load the saved moments into ``optimizer`` after checking that they were saved for its parameters: the
     same groups of the same sizes, every moment the shape of its parameter (``load_state_dict`` checks only the
-    group sizes, and a moment of another shape fails later, inside the first step)."""
+    group sizes, and a moment of another shape fails later, inside the first step). The moments of a sharded
+    ``model``'s optimizer are whole in the checkpoint; each process keeps its shard of them."""
     groups = checkpoint.optimizer_groups
     ours = [len(group["params"]) for group in optimizer.param_groups]
     saved = [
@@ -171,10 +172,95 @@ def _restore_optimizer(optimizer: torch.optim.Optimizer, checkpoint: Checkpoint)
             )
         state.setdefault(index, {})[name] = value
     try:
-        optimizer.load_state_dict({"state": state, "param_groups": groups})
+        if _sharded(optimizer):
+            _load_sharded_optimizer(optimizer, model, {"state": state, "param_groups": groups})
+        else:
+            optimizer.load_state_dict({"state": state, "param_groups": groups})
     except (ValueError, KeyError, TypeError, RuntimeError) as error:
         first = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise CheckpointError(f"{where}: the optimizer state cannot be restored ({first})") from None
+
+
+def _sharded(optimizer: torch.optim.Optimizer) -> bool:
+    """Whether ``optimizer`` steps a sharded model's parameters (FSDP2's ``DTensor``s)."""
+    if not torch.distributed.is_available():
+        return False
+    from torch.distributed.tensor import DTensor
+
+    return any(isinstance(parameter, DTensor) for group in optimizer.param_groups for parameter in group["params"])
+
+
+def _parameter_names(model: nn.Module) -> dict[int, str]:
+    """Each parameter's name (a tied one's first, as ``model.parameters()`` meets it), by the parameter's id."""
+    return {id(parameter): name for name, parameter in model.named_parameters()}
+
+
+def gather_full_state(
+    model: nn.Module, optimizer: torch.optim.Optimizer
+) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """A sharded model's whole weights and its optimizer's whole state, in rank 0's CPU memory, as
+    ``model.state_dict()`` and ``optimizer.state_dict()`` would give them unsharded (tied weights share one
+    tensor; optimizer state by parameter index), for :func:`save_checkpoint`. Other ranks get two empty dicts.
+
+    A collective: every rank calls it, at the same point (:mod:`torch.distributed.checkpoint`'s state-dict
+    helpers gather the shards; ``cpu_offload`` moves each whole tensor to rank 0's CPU as it is gathered)."""
+    from torch.distributed.checkpoint.state_dict import (
+        StateDictOptions,
+        get_model_state_dict,
+        get_optimizer_state_dict,
+    )
+
+    options = StateDictOptions(full_state_dict=True, cpu_offload=True)
+    weights = cast(dict[str, torch.Tensor], get_model_state_dict(model, options=options))
+    gathered = cast(dict[str, Any], get_optimizer_state_dict(model, optimizer, options=options))
+    if not weights:
+        return {}, {}
+    names = _parameter_names(model)
+    for name, parameter in model.named_parameters(remove_duplicate=False):  # put the ties back
+        weights[name] = weights[names[id(parameter)]]
+    index = {name: position for position, name in enumerate(_optimizer_names(optimizer, names))}
+    state = {index[name]: dict(values) for name, values in gathered["state"].items()}
+    groups = [{**group, "params": [index[name] for name in group["params"]]} for group in gathered["param_groups"]]
+    return weights, {"state": state, "param_groups": groups}
+
+
+def _optimizer_names(optimizer: torch.optim.Optimizer, names: Mapping[int, str]) -> list[str]:
+    """The names of the optimizer's parameters, in the order of its groups (the order of its state's indices)."""
+    return [names[id(parameter)] for group in optimizer.param_groups for parameter in group["params"]]
+
+
+def _load_sharded_optimizer(
+    optimizer: torch.optim.Optimizer, model: nn.Module | None, state_dict: Mapping[str, Any]
+) -> None:
+    """Load a whole optimizer state (by parameter index, as saved) into a sharded model's optimizer: each
+    process keeps its own shard of every moment (every process holds the whole state: nothing is sent)."""
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    if model is None:
+        raise ConfigError("restoring a sharded optimizer needs its model: pass restore_training_state(model=...)")
+    ordered = _optimizer_names(optimizer, _parameter_names(model))
+    named = {
+        "state": {ordered[index]: values for index, values in state_dict["state"].items()},
+        "param_groups": [
+            {**group, "params": [ordered[index] for index in group["params"]]} for group in state_dict["param_groups"]
+        ],
+    }
+    set_optimizer_state_dict(model, optimizer, cast(Any, named), options=StateDictOptions(full_state_dict=True))
+
+
+def _save_weights(weights: Mapping[str, torch.Tensor], path: Path) -> None:
+    """Write a state dict as :func:`safetensors.torch.save_model` writes a model's: a tensor held under several
+    names (tied weights) once, under the first name in sorted order, the others named in the metadata."""
+    names: dict[int, list[str]] = {}
+    for name, tensor in weights.items():
+        names.setdefault(id(tensor), []).append(name)
+    tensors: dict[str, torch.Tensor] = {}
+    metadata = {"format": FORMAT}
+    for shared in names.values():
+        kept, *others = sorted(shared)
+        tensors[kept] = weights[kept].detach().contiguous()
+        metadata.update(dict.fromkeys(others, kept))
+    save_file(tensors, str(path), metadata)
 
 
 def _write_json(path: Path, data: Any) -> None:
@@ -193,19 +279,20 @@ def _fsync_dir(path: Path) -> None:
 def save_checkpoint(
     run_dir: str | os.PathLike[str],
     *,
-    model: nn.Module,
+    model: nn.Module | Mapping[str, torch.Tensor],
     model_config: TransformerConfig,
     tokenizer_json: str,
     progress: Progress,
     train_config: TrainConfig | None = None,
-    optimizer: torch.optim.Optimizer | None = None,
+    optimizer: torch.optim.Optimizer | Mapping[str, Any] | None = None,
     generators: Mapping[str, torch.Generator] | None = None,
 ) -> Path:
     """Write a complete checkpoint into ``run_dir/checkpoint`` atomically; return its path.
 
     On any failure (a full disk included) the temporary directory is removed and the previous checkpoint
     is left untouched. The run directory is held (:func:`~qkv.training.lock.hold_run`) while it is written: a
-    save into a directory another process trains into is refused.
+    save into a directory another process trains into is refused. ``model`` and ``optimizer`` may be given as
+    their state dicts instead (a sharded model's, gathered by :func:`gather_full_state`): the files are the same.
     """
     with hold_run(run_dir) as run:  # re-entrant: a no-op inside train(), which holds it for the whole run
         return _save(run, model, model_config, tokenizer_json, progress, train_config, optimizer, generators)
@@ -213,23 +300,27 @@ def save_checkpoint(
 
 def _save(
     run: Path,
-    model: nn.Module,
+    model: nn.Module | Mapping[str, torch.Tensor],
     model_config: TransformerConfig,
     tokenizer_json: str,
     progress: Progress,
     train_config: TrainConfig | None,
-    optimizer: torch.optim.Optimizer | None,
+    optimizer: torch.optim.Optimizer | Mapping[str, Any] | None,
     generators: Mapping[str, torch.Generator] | None,
 ) -> Path:
     staging = Path(tempfile.mkdtemp(prefix=".checkpoint.tmp-", dir=run))
     try:
-        save_model(model, str(staging / "model.safetensors"), metadata={"format": FORMAT})
+        if isinstance(model, nn.Module):
+            save_model(model, str(staging / "model.safetensors"), metadata={"format": FORMAT})
+        else:
+            _save_weights(model, staging / "model.safetensors")
         state: dict[str, torch.Tensor] = {"rng.torch": torch.get_rng_state()}
         for name, generator in (generators or {}).items():
             state[f"rng.{name}"] = generator.get_state()
         groups: list[dict[str, Any]] = []
         if optimizer is not None:
-            tensors, groups = _optimizer_tensors(optimizer)
+            saved = optimizer if isinstance(optimizer, Mapping) else optimizer.state_dict()
+            tensors, groups = _optimizer_tensors(saved)
             state.update(tensors)
         save_file(state, str(staging / "state.safetensors"), metadata={"format": FORMAT})
         _write_json(
@@ -441,10 +532,15 @@ def restore_training_state(
     checkpoint: Checkpoint,
     optimizer: torch.optim.Optimizer | None,
     generators: Mapping[str, torch.Generator] | None = None,
+    *,
+    model: nn.Module | None = None,
 ) -> None:
-    """Put back optimizer moments and random-number-generator states, so training continues exactly."""
+    """Put back optimizer moments and random-number-generator states, so training continues exactly.
+
+    An optimizer of a sharded model (:func:`~qkv.training.distributed.shard_model`) needs that ``model``; every
+    rank calls this then, each keeping its shard of the saved moments."""
     if optimizer is not None:
-        _restore_optimizer(optimizer, checkpoint)
+        _restore_optimizer(optimizer, checkpoint, model)
     where = checkpoint.path / "state.safetensors"
     for name in generators or {}:
         if f"rng.{name}" not in checkpoint.state:

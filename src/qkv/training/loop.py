@@ -23,13 +23,20 @@ import torch.nn.functional as F
 from torch import nn
 
 from qkv.errors import SEED_LIMIT, ConfigError, InputError
+from qkv.inspection.trace import trace
 from qkv.model.config import TransformerConfig
 from qkv.model.memory import check_memory
 from qkv.shapes import Tensor
-from qkv.training.checkpoint import Checkpoint, Progress, restore_training_state, save_checkpoint
+from qkv.training.checkpoint import (
+    Checkpoint,
+    Progress,
+    gather_full_state,
+    restore_training_state,
+    save_checkpoint,
+)
 from qkv.training.config import TrainConfig
 from qkv.training.data import fingerprint, get_batch
-from qkv.training.distributed import Distributed
+from qkv.training.distributed import Distributed, shard_model, whole_root
 from qkv.training.lock import hold_run
 from qkv.training.precision import mixed_precision, resolve_precision
 from qkv.training.schedule import learning_rate
@@ -134,23 +141,31 @@ def train_step(
     return loss.detach()
 
 
-def step_memory(model_config: TransformerConfig, batch_size: int) -> int:
+def step_memory(model_config: TransformerConfig, batch_size: int, shards: int = 1) -> int:
     """A lower bound on the bytes one training step adds to a model's weights: gradients and AdamW's two moments
-    (12 bytes a parameter), the activations kept for the backward pass (in each block the norms' inputs,
-    queries, keys, values, the attention output and the MLP's hidden layer before and after its activation)
-    and the logits with their log-softmax and gradient. A real step takes more (temporaries the bound leaves
-    out); a step whose lower bound does not fit certainly cannot run."""
+    (12 bytes a parameter, a ``shards``-th of them when the model is sharded over that many processes), the
+    activations kept for the backward pass (in each block the norms' inputs, queries, keys, values, the
+    attention output and the MLP's hidden layer before and after its activation) and the logits with their
+    log-softmax and gradient. A real step takes more (temporaries the bound leaves out); a step whose lower
+    bound does not fit certainly cannot run."""
     D, F, V = model_config.width, model_config.hidden_width, model_config.vocab_size
     tokens = batch_size * model_config.context
     per_token = 3 * V + model_config.layers * (8 * D + 2 * F) + 2 * D  # float32 values kept per token
-    return 12 * model_config.parameter_count() + 4 * tokens * per_token
+    return 12 * model_config.parameter_count() // shards + 4 * tokens * per_token
 
 
-def check_step_fits(model_config: TransformerConfig, batch_size: int, device: torch.device, processes: int = 1) -> None:
+def check_step_fits(
+    model_config: TransformerConfig,
+    batch_size: int,
+    device: torch.device,
+    processes: int = 1,
+    *,
+    sharded: bool = False,
+) -> None:
     """Refuse (:class:`~qkv.errors.TooLargeError`) batches whose :func:`step_memory` exceeds the free memory of
-    ``device``, where each of ``processes`` takes an equal slice."""
+    ``device``, where each of ``processes`` takes an equal slice (and, ``sharded``, a slice of the model)."""
     check_memory(
-        step_memory(model_config, batch_size // processes),
+        step_memory(model_config, batch_size // processes, processes if sharded else 1),
         f"a training step on batches of {batch_size:,} sequences of {model_config.context:,} tokens",
         "lower the batch size (or the context)",
         device,
@@ -214,8 +229,10 @@ def train(
     """Train ``model`` until ``config.steps`` (counting steps done before a resume) or ``config.time_limit``.
 
     Under ``torchrun`` (``distributed.enabled``) each rank trains a DistributedDataParallel replica on its
-    slice of the same global batch; only rank 0 writes checkpoints and reports events. ``run_dir`` is held
-    for the whole training (:func:`~qkv.training.lock.hold_run`): a second training into it is refused.
+    slice of the same global batch, or with ``distributed.shard`` its FSDP2 shard of the model
+    (:mod:`qkv.training.distributed`); only rank 0 writes checkpoints (whole, either way) and reports events.
+    ``run_dir`` is held for the whole training (:func:`~qkv.training.lock.hold_run`): a second training into it
+    is refused.
     """
     with hold_run(run_dir) if distributed.is_main else contextlib.nullcontext():
         return _train(
@@ -246,8 +263,10 @@ def _train(
     distributed: Distributed,
 ) -> TrainResult:
     context = model_config.context
+    # where the steps run: a sharded model moves there as it is sharded (below), from wherever it was built
+    device = distributed.device() if distributed.shard else next(model.parameters()).device
     # "auto" becomes the concrete precision here, so that the checkpoint records it and a resume computes alike
-    config = replace(config, precision=resolve_precision(config.precision, next(model.parameters()).device))
+    config = replace(config, precision=resolve_precision(config.precision, device))
     if config.batch_size % distributed.world_size:
         raise ConfigError(
             f"TrainConfig.batch_size={config.batch_size} must be divisible by the {distributed.world_size} "
@@ -257,26 +276,28 @@ def _train(
         distributed.rank * config.batch_size // distributed.world_size,
         (distributed.rank + 1) * config.batch_size // distributed.world_size,
     )
-    check_step_fits(model_config, config.batch_size, next(model.parameters()).device, distributed.world_size)
+    check_step_fits(model_config, config.batch_size, device, distributed.world_size, sharded=distributed.shard)
+    watch = None
+    if config.watch is not None:  # the text is checked on every rank; only rank 0 writes the snapshots
+        watch = Watch(
+            config.watch, model, tokenizer_json, run_dir, interval=config.eval_interval, writes=distributed.is_main
+        )
+        watch.start(resume.progress.step if resume is not None else 0)  # before sharding: rank 0 alone traces
+    if distributed.shard:
+        shard_model(model, distributed)  # before the optimizer, which steps the shards
     optimizer = configure_optimizer(model, config)
     batches = torch.Generator().manual_seed(config.seed)  # the same global batches on every rank
     report = on_event if distributed.is_main else (lambda event: None)
     progress = Progress()
     data = fingerprint(train_ids, validation_ids)
     if resume is not None:
-        restore_training_state(resume, optimizer, {"batches": batches})
+        restore_training_state(resume, optimizer, {"batches": batches}, model=model)
         progress = resume.progress
         if progress.data_sha256 not in (None, data):  # None: a checkpoint from before qkv recorded it
             report(TrainEvent("data_changed", progress.step, config.steps))
     progress.data_sha256 = data
-    watch = None
-    if config.watch is not None:  # the text is checked on every rank; only rank 0 writes the snapshots
-        watch = Watch(
-            config.watch, model, tokenizer_json, run_dir, interval=config.eval_interval, writes=distributed.is_main
-        )
-        watch.start(progress.step)
     replica: nn.Module = model
-    if distributed.enabled:
+    if distributed.enabled and not distributed.shard:
         replica = torch.nn.parallel.DistributedDataParallel(model)
     if config.compile:
         # One graph for the forward pass and one for the backward, fused by inductor; the weights stay the
@@ -285,15 +306,17 @@ def _train(
 
     def checkpoint() -> Path:
         path = Path(run_dir) / "checkpoint"
+        # a sharded model's checkpoint is gathered whole onto rank 0 (every rank takes part), as unsharded
+        weights, moments = gather_full_state(model, optimizer) if distributed.shard else (model, optimizer)
         if distributed.is_main:
             path = save_checkpoint(
                 run_dir,
-                model=model,
+                model=weights,
                 model_config=model_config,
                 tokenizer_json=tokenizer_json,
                 progress=progress,
                 train_config=config,
-                optimizer=optimizer,
+                optimizer=moments,
                 generators={"batches": batches},
             )
             report(TrainEvent("checkpoint", progress.step, config.steps, path=path))
@@ -303,8 +326,11 @@ def _train(
         validation = estimate_loss(model, validation_ids, config, context)
         progress.validation_losses.append((progress.step, validation))
         report(TrainEvent("validation", progress.step, config.steps, loss=validation))
-        if watch is not None:
+        if watch is not None and not distributed.shard:
             watch.snapshot(progress.step)
+        elif watch is not None:  # every rank passes the text through the sharded model; rank 0 keeps the trace
+            with whole_root(model):
+                watch.snapshot(progress.step) if distributed.is_main else trace(watch.handle, watch.text)
 
     last_good: Path | None = resume.path if resume is not None else None
     saved_step = progress.step if resume is not None else -1
