@@ -64,7 +64,7 @@ KEY = re.compile(r"""["'`]((?:app|tab|metric|build|inspect|generate|training|vie
 def used_keys() -> set[str]:
     """Every message key named in the HTML (data-i18n…) and the modules (string literals), templates expanded."""
     found = set(re.findall(r'data-i18n(?:-label|-placeholder)?="([^"]+)"', (STATIC / "index.html").read_text()))
-    for module in MODULES:
+    for module in [*MODULES, ROOT / "src" / "qkv" / "render" / "html.py"]:  # html.py writes the view's markup
         found |= set(KEY.findall(module.read_text(encoding="utf-8")))
     found |= {f"build.{step}.{part}" for step in STEPS for part in ("short", "title", "intro")}
     found |= {f"metric.{name}" for name in ("entropy", "distance", "asymmetry", "sink_share")}

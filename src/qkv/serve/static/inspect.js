@@ -2,7 +2,8 @@
 // the hovered token's lines in SVG), the mean of heads, the exactness badge, queries and keys, and export.
 
 import { api, base64ToBytes, clearError, showError } from "./api.js";
-import { $, clear, download, fmt, h, s, sci, SVG_NS } from "./dom.js";
+import { $, clear, fmt, h, sci } from "./dom.js";
+import { s, SVG_NS } from "./svg.js";
 import { drawWeights, largest, outlineToken } from "./heatmap.js";
 import { HeadGrid, legendText } from "./grid.js";
 import { t } from "./i18n.js";
@@ -346,6 +347,16 @@ async function showQk(state) {
 }
 
 // -- export -----------------------------------------------------------------------------------------------
+
+/** Save a Blob as a file. */
+function download(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
 
 function exportName(extension) {
   const head = shown.head === "mean" ? "mean" : `H${shown.head}`;

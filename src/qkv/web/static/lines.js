@@ -4,7 +4,7 @@
 // asks for an overview (the strongest lines of the whole head while no token is hovered), grey lines to the sink
 // tokens and the weights written beside the tokens.
 
-import { clear, s } from "./dom.js";
+import { clear, inNamespace } from "./dom.js";
 
 export const LINE_WIDTH = 10; // px of line for a weight of 1
 export const PER_TOKEN = 32; // at most this many lines for one token
@@ -35,6 +35,7 @@ export class TokenLines {
    */
   constructor(svg, { left = 160, right = 300, row = 16, labelSpace = 150, overview = 0, sinks = null, values = false } = {}) {
     this.svg = svg;
+    this.s = (tag, attrs, ...children) => inNamespace(svg.namespaceURI, tag, attrs, ...children); // in the <svg>'s namespace
     Object.assign(this, { left, right, row, labelSpace, overview, sinks, values });
     this.top = 28; // px above the first token: the column headings
     this.lines = [];
@@ -45,6 +46,7 @@ export class TokenLines {
     this.rows = 0;
     this.cols = 0;
     this.scale = 1;
+    this.overviewShown = { kept: 0, total: 0 };
   }
 
   /** Write the tokens (labels, a special flag each) and the column headings {from, to}; no lines yet. */
@@ -57,11 +59,11 @@ export class TokenLines {
     svg.setAttribute("height", height);
     if (headings) {
       svg.append(
-        s("text", { x: this.left, y: 14, "text-anchor": "end", class: "head" }, headings.from),
-        s("text", { x: this.right, y: 14, class: "head" }, headings.to),
+        this.s("text", { x: this.left, y: 14, "text-anchor": "end", class: "head" }, headings.from),
+        this.s("text", { x: this.right, y: 14, class: "head" }, headings.to),
       );
     }
-    this.group = s("g", { class: "lines-group" });
+    this.group = this.s("g", { class: "lines-group" });
     this.lines = [];
     this.ensure(PER_TOKEN);
     svg.append(this.group);
@@ -72,14 +74,14 @@ export class TokenLines {
     labels.forEach((label, i) => {
       const y = this.top + i * this.row + 11;
       const kind = special && special[i] ? "special" : null;
-      const left = s("text", { x: this.left, y, "text-anchor": "end", "data-side": "left", "data-index": i, class: kind }, short(label));
-      const right = s("text", { x: this.right, y, "data-side": "right", "data-index": i, class: kind }, short(label));
+      const left = this.s("text", { x: this.left, y, "text-anchor": "end", "data-side": "left", "data-index": i, class: kind }, short(label));
+      const right = this.s("text", { x: this.right, y, "data-side": "right", "data-index": i, class: kind }, short(label));
       this.texts.left.push(left);
       this.texts.right.push(right);
       fragment.append(left, right);
       if (this.values) {
-        const before = s("text", { x: 2, y, class: "value" });
-        const after = s("text", { x: width - 2, y, "text-anchor": "end", class: "value" });
+        const before = this.s("text", { x: 2, y, class: "value" });
+        const after = this.s("text", { x: width - 2, y, "text-anchor": "end", class: "value" });
         this.valueTexts.left.push(before);
         this.valueTexts.right.push(after);
         fragment.append(before, after);
@@ -91,7 +93,7 @@ export class TokenLines {
   /** At least `count` line elements, hidden until drawn. */
   ensure(count) {
     while (this.lines.length < count) {
-      const line = s("line", { visibility: "hidden" });
+      const line = this.s("line", { visibility: "hidden" });
       this.lines.push(line);
       this.group.append(line);
     }
@@ -131,14 +133,14 @@ export class TokenLines {
   /**
    * Show token `index` on `side` ("left": the tokens it attends to; "right": those that attend to it) and
    * return {outgoing, incoming}: its strongest [token, weight] pairs both ways, largest first. An index out of
-   * range shows the overview (or nothing) and returns null.
+   * range shows the overview (or nothing), whose {kept, total} lines go to this.overviewShown, and returns null.
    */
   highlight(index, side) {
     for (const element of this.marked) element.classList.remove("hovered", "target", "source");
     this.marked = [];
     for (const text of [...this.valueTexts.left, ...this.valueTexts.right]) text.textContent = "";
     if (!this.weights || index < 0 || index >= this.rows) {
-      this.showOverview();
+      this.overviewShown = this.showOverview();
       return null;
     }
     const { weights, rows: T, cols: S } = this;
