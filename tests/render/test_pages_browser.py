@@ -225,6 +225,19 @@ def test_the_attend_page_is_dark_in_a_dark_theme_and_a_summary_without_scripts(
     assert "needs JavaScript" in (bare.text_content(".qkv-static") or "")
 
 
+@pytest.mark.parametrize("name", ["attend", "tour"])
+def test_axe_finds_no_serious_violation(opened: Any, pages: dict[str, Path], name: str) -> None:
+    from axe_playwright_python.sync_playwright import Axe
+
+    for scheme in ("light", "dark"):
+        page = opened(pages[name], scheme=scheme).page
+        page.wait_for_selector("div.qkv-trace.qkv-live")
+        results = Axe().run(page)
+        serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
+        report = [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}" for v in serious]
+        assert not serious, f"{scheme}: " + "; ".join(report)
+
+
 # -- qkv tour --html -------------------------------------------------------------------------------------------
 
 

@@ -327,11 +327,11 @@ def trace_html(
 ) -> str:
     """A whole HTML page showing ``trace`` (see :func:`trace_fragment`), with the grid of heads and the heatmap."""
     title = html.escape(f"qkv attention · {trace.model}" if trace.model else "qkv attention")
-    view = trace_fragment(trace, layer=layer, head=head, compact=False, max_bytes=max_bytes - 400, lang=lang)
+    view = trace_fragment(trace, layer=layer, head=head, compact=False, max_bytes=max_bytes - 420, lang=lang)
     return (
         f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="color-scheme" content="light dark">\n'
-        f"<title>{title}</title>\n</head>\n<body>\n{view}\n</body>\n</html>\n"
+        f"<title>{title}</title>\n</head>\n<body>\n<main>\n{view}\n</main>\n</body>\n</html>\n"
     )
 
 
