@@ -57,7 +57,7 @@ def exports_inlined(node: str, script: str) -> list[list[object]]:
 
 
 def test_there_are_modules_to_inline() -> None:
-    assert {"viridis.js", "heatmap.js", "grid.js", "lines.js", "dom.js", "words.js"} <= set(MODULES)
+    assert {"viridis.js", "heatmap.js", "grid.js", "lines.js", "dom.js", "words.js", "trace_view.js"} <= set(MODULES)
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -30,7 +30,7 @@ export function tokenAt(event) {
 export class TokenLines {
   /**
    * svg: the <svg> to fill. left, right: where the query tokens end and the key tokens start (px); row: px
-   * per token; overview: lines drawn at most while no token is hovered (0: none); sinks: a flag per token, whose
+   * per token; labelSpace: px for the key tokens' labels; overview: lines drawn at most while no token is hovered (0: none); sinks: a flag per token, whose
    * lines are drawn grey (class "sink"); values: write each weight beside the other column's tokens.
    */
   constructor(svg, { left = 160, right = 300, row = 16, labelSpace = 150, overview = 0, sinks = null, values = false } = {}) {
