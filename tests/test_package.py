@@ -99,7 +99,9 @@ ALLOWED = {
         "qkv.errors",
         "qkv.files",
     ),
-    "render": ("qkv.render", "qkv.data", "qkv.shapes", "qkv.errors", "qkv.files"),
+    # The front end's shared files and their inliner: data, importing nothing of qkv; pages are written above it.
+    "web": ("qkv.web",),
+    "render": ("qkv.render", "qkv.web", "qkv.data", "qkv.shapes", "qkv.errors", "qkv.files"),
     "training": (
         "qkv.training",
         "qkv.inspection",  # qkv train --watch traces a text at each validation (training/watch.py)
@@ -153,6 +155,7 @@ ALLOWED = {
         "qkv.files",
         "qkv.data",
         "qkv._version",
+        "qkv.web",
     ),
 }
 

@@ -50,7 +50,7 @@ def test_the_wheel_carries_every_file_of_the_package_and_the_license(wheel: Path
     names = set(zipfile.ZipFile(wheel).namelist())
     expected = package_files()
     assert {"qkv/py.typed", "qkv/serve/openapi.json", "qkv/serve/static/index.html"} <= expected  # the scan works
-    assert {"qkv/render/static/trace.js", "qkv/article/static/tour.css", "qkv/serve/static/i18n/es.json"} <= expected
+    assert {"qkv/web/static/trace_view.js", "qkv/article/static/tour.css", "qkv/web/static/i18n/es.json"} <= expected
     assert sorted(expected - names) == []
     (license_name,) = [name for name in names if name.endswith(".dist-info/licenses/LICENSE")]
     archive = zipfile.ZipFile(wheel)

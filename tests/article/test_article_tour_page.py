@@ -9,7 +9,7 @@ from pathlib import Path
 
 import qkv.article
 from qkv.article.tour_base import Figure, Tour
-from qkv.article.tour_page import style, tour_html
+from qkv.article.tour_page import Views, style, tour_html
 
 VOID = {"meta", "img", "br", "hr", "link", "input"}
 
@@ -100,3 +100,36 @@ def test_the_inline_style_is_the_package_file(tour_en: Tour) -> None:
     page = tour_html(tour_en)
     assert style() == css and page.count("<style>") == 1 and f"<style>{css}</style>" in page
     assert "</" not in css and "url(" not in css  # inlined: it cannot close its element or load anything
+
+
+def test_with_views_each_figure_is_a_view_that_shows_its_picture_without_scripts(tour_en: Tour) -> None:
+    figures = [figure for section in tour_en.sections for figure in section.figures]
+    given: list[tuple[Figure, str | None]] = []
+
+    def fragment(figure: Figure, picture: str | None) -> str:
+        given.append((figure, picture))
+        return f'<div class="view">{picture}</div>'
+
+    views = Views(fragment, style=".view { color: red; }", script="window.ran = true;")
+    page = tour_html(tour_en, draw=_fake_draw, views=views)
+    parsed = _parse(page)
+    assert [figure for figure, _ in given] == figures and len(parsed.images) == len(figures)
+    prefix = "data:image/svg+xml;base64,"
+    for (figure, picture), source in zip(given, parsed.images, strict=True):
+        assert picture == f'<img src="{source}" alt="{html.escape(figure.caption)}">'
+        assert base64.b64decode(source[len(prefix) :]) == _fake_draw(figure)
+    head, body = page.split("</head>")
+    assert head.count("<style>") == 2 and "<style>.view { color: red; }</style>" in head  # the page's, the views'
+    assert page.count("<script>") == 1 and body.endswith("<script>window.ran = true;</script>\n</body>\n</html>\n")
+    assert body.index("<script>") > body.rindex('<div class="view">')  # it sets up the views above it
+
+
+def test_views_without_pictures_get_none(tour_en: Tour) -> None:
+    seen: list[str | None] = []
+
+    def fragment(figure: Figure, picture: str | None) -> str:
+        seen.append(picture)
+        return "<div></div>"
+
+    tour_html(tour_en, views=Views(fragment, style="", script=""))
+    assert seen and set(seen) == {None}

@@ -34,6 +34,10 @@ def test_html_writes_one_self_contained_page(tmp_path: Path) -> None:
     assert page.startswith("<!DOCTYPE html>") and '<html lang="es">' in page
     assert not re.search(r"https?://", page)
     assert page.count('<img src="data:image/svg+xml;base64,') == 4  # final link, two of the heads, the stack
+    # Each figure is the trace view of `qkv attend --format html`, in Spanish; its style and script come once.
+    assert page.count('<div class="qkv-trace" lang="es">') == 4
+    assert page.count("<summary>La figura como imagen</summary>") == 4
+    assert page.count("<script>") == 1 and "main.setUpViews();" in page
     assert [p.name for p in tmp_path.iterdir()] == ["tour.html"]  # no temporary file left behind
 
 

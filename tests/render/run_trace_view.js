@@ -1,11 +1,13 @@
-// Runs qkv's trace view script (src/qkv/render/static/trace.js) in node, without a browser: a stand-in
-// implements the few DOM calls the script makes. Reads {"script": ..., "views": [payload JSON text, ...]} on
-// stdin, builds one bare view per payload (with its heatmap table), runs the script once, then shows every
-// layer and head each view's menus offer (options not disabled) and prints what the heatmap cells say, as JSON.
+// Runs qkv's trace view script (qkv.render.html.view_script(): trace_view.js and the explorer's modules it
+// imports, inlined) in node, without a browser: a stand-in implements the DOM and canvas calls they make. Reads
+// {"script": ..., "views": [payload JSON text, ...], "token": t} on stdin, builds one bare view per payload (with
+// its grid and heatmap), runs the script once, then shows every layer and head each view's menus offer (options
+// not disabled) and prints, as JSON, what each draws: the heatmap's pixels, the metrics line, the grid's
+// thumbnails, and the lines drawn while nothing is hovered and while token `t` is hovered on the left.
 "use strict";
 const vm = require("vm");
 
-const SELECTOR = /^([a-z]*)(?:\.([\w-]+))?(?:\[([\w-]+)=([\w-]+)\])?$/;
+const SELECTOR = /^([a-z0-9]*)(?:\.([\w-]+))?(?:\[([\w-]+)(?:=([\w-]+))?\])?$/;
 
 class Element {
   constructor(tag, namespace) {
@@ -13,38 +15,85 @@ class Element {
     this.namespaceURI = namespace;
     this.attributes = {};
     this.children = [];
+    this.parent = null;
     this.listeners = {};
     this.style = {};
-    this.className = "";
-    this.textContent = "";
-    this.value = "";
-    this.title = "";
-    const classes = new Set();
-    this.classList = { add: (name) => classes.add(name), remove: (name) => classes.delete(name) };
+    this.dataset = {};
+    this.text = "";
+    this.chosen = null;
+    this.hidden = false;
+    this.open = false;
+    this.width = 300;
+    this.height = 150;
+    const element = this;
+    this.classList = {
+      add: (...names) => element.setClasses([...element.classes(), ...names]),
+      remove: (...names) => element.setClasses(element.classes().filter((name) => !names.includes(name))),
+      contains: (name) => element.classes().includes(name),
+    };
   }
+  classes() { return (this.getAttribute("class") || "").split(" ").filter(Boolean); }
+  setClasses(names) { this.setAttribute("class", [...new Set(names)].join(" ")); }
+  get className() { return this.getAttribute("class") || ""; }
+  set className(value) { this.setAttribute("class", value); }
+  get disabled() { return "disabled" in this.attributes; }
+  get value() { return this.chosen !== null ? this.chosen : this.getAttribute("value") || ""; }  // an option's: its attribute
+  set value(value) { this.chosen = String(value); }
   setAttribute(name, value) { this.attributes[name] = String(value); }
   getAttribute(name) { return name in this.attributes ? this.attributes[name] : null; }
   removeAttribute(name) { delete this.attributes[name]; }
-  appendChild(child) { this.children.push(child); return child; }
-  removeChild(child) { this.children.splice(this.children.indexOf(child), 1); return child; }
+  append(...nodes) {
+    for (const node of nodes) {
+      if (node instanceof Fragment) { node.children.splice(0).forEach((child) => this.append(child)); }
+      else if (node instanceof Element) { node.parent = this; this.children.push(node); }
+      else { this.text += String(node); }
+    }
+  }
+  appendChild(node) { this.append(node); return node; }
+  replaceChildren(...nodes) { this.children = []; this.text = ""; this.append(...nodes); }
+  removeChild(node) { this.children.splice(this.children.indexOf(node), 1); return node; }
   get firstChild() { return this.children[0] || null; }
+  get textContent() { return this.text + this.children.map((child) => child.textContent).join(""); }
+  set textContent(value) { this.children = []; this.text = String(value); }
   addEventListener(type, listener) { (this.listeners[type] = this.listeners[type] || []).push(listener); }
-  fire(type) { (this.listeners[type] || []).forEach((listener) => listener()); }
+  fire(type, event) {
+    for (let node = this; node; node = node.parent) {
+      (node.listeners[type] || []).forEach((listener) => listener(Object.assign({ target: this, preventDefault() {} }, event)));
+    }
+  }
   descendants() { return this.children.flatMap((child) => [child, ...child.descendants()]); }
   matches(selector) {
     const [, tag, cls, attribute, value] = SELECTOR.exec(selector);
-    return (!tag || this.tagName === tag) &&
-      (!cls || this.className.split(" ").includes(cls)) &&
-      (!attribute || this.getAttribute(attribute) === value);
+    return (!tag || this.tagName === tag) && (!cls || this.classes().includes(cls)) &&
+      (!attribute || (value === undefined ? attribute in this.attributes : this.getAttribute(attribute) === value));
   }
   querySelectorAll(selector) { return this.descendants().filter((element) => element.matches(selector)); }
   querySelector(selector) { return this.querySelectorAll(selector)[0] || null; }
+  closest(selector) {
+    for (let node = this; node; node = node.parent) { if (node.matches(selector)) { return node; } }
+    return null;
+  }
+  contains(node) { return node === this || this.descendants().includes(node); }
+  focus() {}
+  scrollIntoView() {}
+  getBoundingClientRect() { return { left: 0, top: 0, width: 300, height: 300 }; }
+  getContext() {
+    const canvas = this;
+    return {
+      createImageData: (width, height) => ({ width, height, data: new Uint8ClampedArray(width * height * 4) }),
+      putImageData: (image) => { canvas.pixels = Array.from(image.data).filter((_, i) => i % 4 !== 3); },
+      clearRect() {},
+      strokeRect() {},
+    };
+  }
 }
 
-const HTML = "http://www.w3.org/1999/xhtml", SVG = "http://www.w3.org/2000/svg";
+class Fragment extends Element {}
 
-function child(parent, tag, role, namespace) {
-  const element = parent.appendChild(new Element(tag, namespace || HTML));
+const HTML = "http://www.w3.org/1999/xhtml";
+
+function child(parent, tag, role) {
+  const element = parent.appendChild(new Element(tag, HTML));
   if (role) { element.setAttribute("data-role", role); }
   return element;
 }
@@ -53,21 +102,24 @@ function bareView(page, payload) {
   const root = child(page, "div");
   root.className = "qkv-trace";
   child(root, "script", "data").textContent = payload;
-  child(root, "select", "layer");
-  child(root, "select", "head");
-  child(root, "span", "metrics");
-  child(root, "span", "lines");
-  child(root, "svg", "arrows", SVG);
-  child(root, "table", "heatmap");
+  for (const role of ["layer", "head"]) { child(root, "select", role); }
+  for (const role of ["metrics", "hover"]) { child(root, "span", role); }
+  child(root, "div", "grid");
+  child(root, "p", "grid-help");
+  child(child(root, "div", "lines-wrap"), "svg", "lines");
+  child(root, "canvas", "heatmap");
+  child(root, "canvas", "overlay");
   return root;
 }
 
-function cells(root) {
-  return root.querySelectorAll("td").map((cell) => Number(cell.title.split(": ").pop()));
-}
-
-function levels(root) {  // how strongly each cell is shaded: the alpha of its rgba(var(--qkv-cell), alpha)
-  return root.querySelectorAll("td").map((cell) => Number(/([0-9.]+)\)$/.exec(cell.style.background)[1]));
+function linesOf(root) {
+  return root.querySelectorAll("line").filter((line) => line.getAttribute("visibility") === "visible").map((line) => ({
+    from: Number(line.getAttribute("data-from")),
+    to: Number(line.getAttribute("data-to")),
+    weight: Number(line.getAttribute("data-weight")),
+    width: Number(line.getAttribute("stroke-width")),
+    kind: line.getAttribute("class"),
+  }));
 }
 
 const input = JSON.parse(require("fs").readFileSync(0, "utf8"));
@@ -77,13 +129,16 @@ const document = {
   querySelectorAll: (selector) => page.querySelectorAll(selector),
   createElement: (tag) => new Element(tag, HTML),
   createElementNS: (namespace, tag) => new Element(tag, namespace),
+  createDocumentFragment: () => new Fragment("#fragment", HTML),
 };
 vm.runInNewContext(input.script, { document, atob });
-const first = roots.map(cells);  // what each view shows before anyone touches its menus
 
-const result = roots.map((root, index) => {
+const result = roots.map((root) => {
+  const heatmap = root.querySelector("canvas[data-role=heatmap]");
+  const first = { pixels: heatmap.pixels, layer: Number(heatmap.getAttribute("data-layer")), head: Number(heatmap.getAttribute("data-head")) };
   const layerMenu = root.querySelector("select[data-role=layer]");
   const headMenu = root.querySelector("select[data-role=head]");
+  const svg = root.querySelector("svg[data-role=lines]");
   const shown = [], offered = [];
   layerMenu.children.forEach((layerOption) => {
     if (layerOption.disabled) { return; }
@@ -95,10 +150,22 @@ const result = roots.map((root, index) => {
       headMenu.fire("change");
       const [layer, head] = [Number(layerOption.value), Number(headOption.value)];
       offered.push([layer, head]);
-      const metrics = root.querySelector("[data-role=metrics]").textContent;
-      shown.push({ layer, head, cells: cells(root), levels: levels(root), metrics });
+      const overview = linesOf(root);
+      const token = svg.querySelector(`text[data-index=${input.token}]`);
+      token.fire("mouseover");
+      const hovered = { lines: linesOf(root), hover: root.querySelector("[data-role=hover]").textContent };
+      svg.fire("mouseleave");
+      shown.push({
+        layer, head, pixels: heatmap.pixels, width: heatmap.width, height: heatmap.height,
+        metrics: root.querySelector("[data-role=metrics]").textContent, overview, hovered,
+      });
     });
   });
-  return { ready: root.getAttribute("data-ready") === "1", first: first[index], offered, shown };
+  const grid = root.querySelectorAll("div").filter((cell) => cell.getAttribute("role") === "gridcell").map((cell) => ({
+    layer: Number(cell.getAttribute("data-layer")),
+    head: Number(cell.getAttribute("data-head")),
+    pixels: cell.querySelector("canvas").pixels,
+  }));
+  return { ready: root.getAttribute("data-ready") === "1", live: root.classList.contains("qkv-live"), first, offered, shown, grid };
 });
 process.stdout.write(JSON.stringify(result));

@@ -1,25 +1,30 @@
-"""The HTML view: self-contained (no URL at all), its data is the trace exactly, and its script parses."""
+"""The HTML view: self-contained (no URL at all), its data is the trace exactly, its script is the explorer's
+modules inlined, and run in node against a stand-in DOM it draws the trace's own weights through viridis."""
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import shutil
 import subprocess
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
+import matplotlib
 import numpy as np
 import pytest
 import torch
 
-import qkv.render
+import qkv.web
 from qkv.data.metrics import head_metrics
 from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
-from qkv.render.html import MAX_PAGE_BYTES, show, static_text, trace_fragment, trace_html
+from qkv.render.html import MAX_PAGE_BYTES, show, trace_fragment, trace_html, view_script, view_style
 from qkv.render.scale import head_scales
+from qkv.web import module_order
 
 from .conftest import make_trace
 
@@ -87,7 +92,9 @@ def test_a_token_cannot_close_the_script_or_inject_markup() -> None:
     assert "<b>" not in document and "alert(1)" in document  # inside the JSON, escaped
 
 
-STATIC = Path(qkv.render.__file__).parent / "static"
+STATIC = Path(qkv.web.__file__).parent / "static"
+VIRIDIS = np.round(matplotlib.colormaps["viridis"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(int)  # (256, 3)
+GREY_LOW, GREY_HIGH = 40, 230  # a sink column's grey at 0 and at 1 (heatmap.js)
 
 
 def node_or_skip() -> str:
@@ -101,53 +108,109 @@ def data_of(document: str) -> str:
     return next(text for attrs, text in parse(document).scripts if attrs.get("type") == "application/json")
 
 
-def test_the_inline_style_and_script_are_the_package_files(toy: AttentionTrace) -> None:
+def test_the_inline_style_is_the_package_file_and_the_script_carries_the_explorers_modules(toy: AttentionTrace) -> None:
     elements = parse(trace_html(toy))
-    css, js = (STATIC / "trace.css").read_text(encoding="utf-8"), (STATIC / "trace.js").read_text(encoding="utf-8")
-    assert elements.styles == [css] and [text for attrs, text in elements.scripts if not attrs] == [js]
-    assert static_text("trace.css") == css and static_text("trace.js") == js  # as importlib.resources reads them
-    for text in (css, js):
+    css = (STATIC / "trace_view.css").read_text(encoding="utf-8")
+    assert elements.styles == [css] == [view_style()]
+    (script,) = [text for attrs, text in elements.scripts if not attrs]
+    assert script == view_script()
+    modules = module_order("trace_view.js")
+    assert {"viridis.js", "heatmap.js", "grid.js", "lines.js"} < set(modules)  # what the explorer draws with
+    position = 0
+    for name in modules:  # every line of each module, in order, but for its imports and the word export
+        source = re.sub(r"^import [^;]*;", "", (STATIC / name).read_text(encoding="utf-8"), flags=re.MULTILINE)
+        for line in filter(str.strip, source.splitlines()):
+            found = script.find(line.removeprefix("export "), position)
+            assert found >= 0, f"{name}: {line!r} is not in the page's script"
+            position = found + len(line.removeprefix("export "))
+    for text in (css, script):
         assert "</" not in text and EXTERNAL.search(text) is None  # inlined: nothing may close its element
 
 
-def test_the_script_parses_as_a_classic_script() -> None:
+def test_the_script_parses_as_a_classic_script(tmp_path: Path) -> None:
     node = node_or_skip()
-    result = subprocess.run([node, "--check", str(STATIC / "trace.js")], capture_output=True, text=True, timeout=60)
+    path = tmp_path / "view.js"
+    path.write_text(view_script(), encoding="utf-8")
+    result = subprocess.run([node, "--check", str(path)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
-    code = (STATIC / "trace.js").read_text(encoding="utf-8")
-    assert not re.search(r"^\s*(import|export)\b", code, re.MULTILINE)  # a file:// page cannot load modules
+    assert not re.search(r"^\s*(import|export)\b", view_script(), re.MULTILINE)  # a file:// page cannot load modules
+
+
+def run_views(payloads: list[str], token: int) -> list[dict[str, Any]]:
+    """The view script run in node on bare views of ``payloads`` (tests/render/run_trace_view.js)."""
+    node = node_or_skip()
+    stdin = json.dumps({"script": view_script(), "views": payloads, "token": token})
+    runner = Path(__file__).with_name("run_trace_view.js")
+    result = subprocess.run([node, str(runner)], input=stdin, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    shown: list[dict[str, Any]] = json.loads(result.stdout)
+    return shown
+
+
+def assert_drawn_through_viridis(pixels: list[int], weights: torch.Tensor, trace: AttentionTrace) -> None:
+    """``pixels`` (T·S RGB triples) are ``weights (T, S)`` shaded against the head's scale as Python computes it:
+    viridis up to the scale, sink columns grey against 1 (either neighbour of a level half-way between two)."""
+    scale = float(head_scales(trace, weights))
+    drawn = np.array(pixels).reshape(*weights.shape, 3)  # (T, S, 3)
+    sinks = list(trace.sinks)
+    for (t, s), w in np.ndenumerate(weights.double().numpy()):
+        if sinks[s]:
+            level = GREY_LOW + (GREY_HIGH - GREY_LOW) * min(1.0, w)
+            allowed = [[g, g, g] for g in {math.floor(level), math.ceil(level)}]
+        else:
+            level = 255 * min(1.0, w / scale)
+            allowed = [VIRIDIS[i].tolist() for i in {math.floor(level), math.ceil(level)}]
+        assert drawn[t, s].tolist() in allowed, f"cell {t}, {s}: {drawn[t, s].tolist()} for weight {w:.4f}"
 
 
 def test_the_script_draws_each_views_own_weights_for_every_layer_and_head(toy: AttentionTrace) -> None:
-    node = node_or_skip()
     other = make_trace(("[CLS]", "a", " dog", "[SEP]"), layers=1, heads=2)
     views = [(toy, 1, 0), (other, None, None)]
-    stdin = json.dumps(
-        {"script": static_text("trace.js"), "views": [data_of(trace_html(t, layer=l, head=h)) for t, l, h in views]}
-    )
-    runner = Path(__file__).with_name("run_trace_view.js")
-    result = subprocess.run([node, str(runner)], input=stdin, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    shown = json.loads(result.stdout)
-    assert [view["ready"] for view in shown] == [True, True]  # one script run set up both views
+    shown = run_views([data_of(trace_html(t, layer=l, head=h)) for t, l, h in views], token=2)
+    assert [(view["ready"], view["live"]) for view in shown] == [(True, True)] * 2  # one run set up both views
     for (trace, layer, head), view in zip(views, shown, strict=True):
         weights = trace.weights.double()  # (L, H, T, S)
+        T = len(trace.tokens)
         start = weights[trace.layer_index(layer)]
         start = start.mean(dim=0) if head is None else start[head]
-        np.testing.assert_allclose(view["first"], start.flatten().numpy(), atol=5e-4)  # cells show 3 decimals
+        first = view["first"]
+        assert (first["layer"], first["head"]) == (trace.layer_index(layer), -1 if head is None else head)
+        assert_drawn_through_viridis(view["first"]["pixels"], start, trace)
         assert len(view["shown"]) == len(trace.layers) * (trace.heads + 1)  # every layer and head is offered
         for drawn in view["shown"]:
             heads = weights[drawn["layer"]]  # (H, T, S)
             expected = heads.mean(dim=0) if drawn["head"] < 0 else heads[drawn["head"]]
-            np.testing.assert_allclose(drawn["cells"], expected.flatten().numpy(), atol=5e-4)
+            assert (drawn["width"], drawn["height"]) == (T, T)  # one pixel per cell
+            assert_drawn_through_viridis(drawn["pixels"], expected, trace)
             assert drawn["metrics"].startswith("entropy ") and "sink share" in drawn["metrics"]
+            # Hovering token 2 on the left: its strongest weights as lines from it, 10 px wide for a weight of 1.
+            lines = drawn["hovered"]["lines"]
+            row = expected[2]
+            assert {line["from"] for line in lines} == {2} and len(lines) == min(32, T)
+            assert sorted(line["to"] for line in lines) == sorted(torch.argsort(row, descending=True)[:32].tolist())
+            for line in lines:
+                assert line["width"] == pytest.approx(10 * float(row[line["to"]]), abs=1e-5)
+            assert drawn["hovered"]["hover"].startswith(f"{trace.labels[2]} attends most to")
+            # Nothing hovered: the head's lines of at least 1% of its scale, grey ones to and from the sinks.
+            scale = float(head_scales(trace, expected))
+            strong = {(t, s) for (t, s), w in np.ndenumerate(expected.numpy()) if w >= 0.01 * scale}
+            assert {(line["from"], line["to"]) for line in drawn["overview"]} == strong
+            for line in drawn["overview"]:
+                sink = trace.sinks[line["from"]] or trace.sinks[line["to"]]
+                assert line["kind"] == ("overview sink" if sink else "overview")
+    # The grid: every head of every layer, each thumbnail its head's heatmap (the texts are under 64 tokens).
+    grid = shown[0]["grid"]
+    assert [(cell["layer"], cell["head"]) for cell in grid] == [(layer, h) for layer in (0, 1) for h in range(3)]
+    for cell in grid:
+        assert_drawn_through_viridis(cell["pixels"], toy.weights[cell["layer"], cell["head"]], toy)
 
 
 def test_a_notebook_shows_a_compact_fragment_of_its_own(toy: AttentionTrace) -> None:
     fragment = show(toy)._repr_html_()
     assert str(show(toy)) == fragment == trace_fragment(toy)
     assert fragment.startswith('<div class="qkv-trace"') and "<html" not in fragment
-    assert 'data-role="heatmap"' not in fragment and EXTERNAL.search(fragment) is None
+    assert 'data-role="heatmap"' not in fragment and 'data-role="grid"' not in fragment
+    assert EXTERNAL.search(fragment) is None
     assert json.loads(data_of(str(show(toy, layer=0, head=2))))["layer"] == 0
 
 
@@ -174,27 +237,33 @@ def test_a_big_trace_stays_under_the_byte_cap_and_says_what_it_holds() -> None:
 
 
 def test_a_view_holding_some_layers_offers_and_draws_only_those() -> None:
-    node = node_or_skip()
     trace = big_trace(6, 3, 40)
-    page = trace_html(trace, layer=2, head=1, max_bytes=45_000)
+    whole = len(trace_html(trace, layer=2, head=1).encode("utf-8"))  # every weight as float32: 153,600 of base64
+    cap = whole - 153_600 + 3 * 6_400 + 3_000  # room for three layers of uint8 (3 × 40 × 40 bytes in base64)
+    page = trace_html(trace, layer=2, head=1, max_bytes=cap)
     data = json.loads(data_of(page))
-    assert len(page.encode("utf-8")) <= 45_000 and data["encoding"] == "uint8" and 0 < len(data["held"]) < 6 * 3
-    stdin = json.dumps({"script": static_text("trace.js"), "views": [json.dumps(data)]})
-    runner = Path(__file__).with_name("run_trace_view.js")
-    result = subprocess.run([node, str(runner)], input=stdin, capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    (view,) = json.loads(result.stdout)
+    assert len(page.encode("utf-8")) <= cap and data["encoding"] == "uint8" and 3 <= len(data["held"]) < 6 * 3
+    (view,) = run_views([json.dumps(data)], token=5)
     layers = sorted({layer for layer, _ in data["held"]})
     assert 2 in layers and view["offered"] == [[layer, head] for layer in layers for head in (-1, 0, 1, 2)]
+    held = torch.from_numpy(np.frombuffer(base64.b64decode(data["weights"]), dtype=np.uint8).copy())
+    held = held.reshape(len(layers), 3, 40, 40).double() / 255  # (L', H, T, S): what the view holds
+    np.testing.assert_allclose(held.numpy(), trace.weights[layers].numpy(), atol=1 / 510 + 1e-6)
     for drawn in view["shown"]:
-        heads = trace.weights[drawn["layer"]].double()  # (H, T, S)
+        heads = held[layers.index(drawn["layer"])]  # (H, T, S)
         expected = heads.mean(dim=0) if drawn["head"] < 0 else heads[drawn["head"]]
-        np.testing.assert_allclose(drawn["cells"], expected.flatten().numpy(), atol=1 / 510 + 5e-4)
-        scale = float(head_scales(trace, expected))  # the JavaScript shades against the same scale as Python
-        sinks = torch.tensor(trace.sinks)[None, :].expand(40, 40).flatten()  # (T·S,)
-        levels = torch.tensor(drawn["levels"])
-        shaded = torch.where(sinks, expected.flatten(), expected.flatten() / scale).clamp(max=1.0)
-        np.testing.assert_allclose(levels.numpy(), shaded.numpy(), atol=0.02)  # uint8 weights, 3 decimals
+        assert_drawn_through_viridis(drawn["pixels"], expected, trace)  # against the same scale as Python's
+    assert {(cell["layer"], cell["head"]) for cell in view["grid"]} == {(la, h) for la in layers for h in range(3)}
+
+
+def test_a_view_of_one_head_has_no_grid() -> None:
+    trace = big_trace(2, 2, 30)
+    whole = len(trace_html(trace).encode("utf-8"))  # every weight as float32: 19,200 of base64
+    page = trace_html(trace, layer=1, head=0, max_bytes=whole - 19_200 + 1_200 + 3_000)  # room for one head of uint8
+    data = json.loads(data_of(page))
+    assert data["held"] == [[1, 0]]
+    (view,) = run_views([json.dumps(data)], token=0)
+    assert view["grid"] == [] and view["offered"] == [[1, 0]]
 
 
 def test_a_cap_too_small_for_one_head_says_how_many_tokens_fit() -> None:
@@ -207,7 +276,7 @@ def test_without_javascript_the_view_shows_its_strongest_arrows_and_metrics(toy:
     static = document[document.index('<div class="qkv-static"') : document.index('<div class="qkv-controls"')]
     assert "needs JavaScript" in static and "<td>Riley</td><td>⇒</td><td>dog</td><td>0.37</td>" in static
     assert static.count("<tr>") == 12 + 1 + 3 + 1  # the 12 strongest arrows; a header, heads 0–2 and their mean
-    css = static_text("trace.css")
+    css = view_style()
     assert ".qkv-trace.qkv-live .qkv-static { display: none; }" in css and "prefers-color-scheme: dark" in css
 
 

@@ -10,6 +10,7 @@ import pytest
 from starlette.routing import Mount, Route
 from starlette.testclient import TestClient
 
+import qkv.web
 from qkv._version import __version__
 from qkv.serve.config import LOOPBACK_HOSTS, allowed_hosts_for, is_loopback
 from qkv.serve.security import CSP, host_name
@@ -93,6 +94,14 @@ def test_the_page_and_its_files_are_served(client: TestClient) -> None:
     script = client.get("/static/main.js")
     assert script.status_code == 200 and "javascript" in script.headers["content-type"]
     assert any(isinstance(route, Mount) and route.path == "/static" for route in client.app.routes)  # type: ignore[attr-defined]
+
+
+def test_the_files_shared_with_the_self_contained_pages_are_served_beside_the_pages_own(client: TestClient) -> None:
+    shared = Path(qkv.web.__file__).parent / "static"
+    for name in ("heatmap.js", "lines.js", "i18n/es.json"):
+        answer = client.get(f"/static/{name}")
+        assert answer.status_code == 200 and answer.content == (shared / name).read_bytes(), name
+    assert "javascript" in client.get("/static/grid.js").headers["content-type"]
 
 
 def test_no_file_outside_the_page_folder_is_served(client: TestClient) -> None:

@@ -6,8 +6,9 @@
     qkv tour --html tour.html     # the same tour as one self-contained page, with figures
 
 The text is built by :func:`qkv.article.tour.make_tour`; this module parses options, runs MiniLM once on the
-sentence for Part 4's stacking section (the article layer does not load whole models), draws the figures
-with :mod:`qkv.render.figures` for ``--html``, and prints or writes.
+sentence for Part 4's stacking section (the article layer does not load whole models), draws the figures for
+``--html`` (pictures with :mod:`qkv.render.figures`, interactive views with :mod:`qkv.render.html`), and prints
+or writes.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from qkv.article.tour_base import Figure
+    from qkv.article.tour_page import Views
     from qkv.data.trace import AttentionTrace
 
 LANGUAGES = ("en", "es")  # qkv.article.messages.LANGS, without importing torch to build the parser
@@ -61,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return 0
     from qkv.article.tour_page import tour_html
 
-    emit(args.html, tour_html(tour, draw=draw_figure))
+    emit(args.html, tour_html(tour, draw=draw_figure, views=figure_views(tour.lang)))
     return 0
 
 
@@ -85,3 +87,19 @@ def draw_figure(figure: Figure) -> bytes:
     if trace.weights.shape[:2] == (1, 1):
         return arc_diagram(trace, format="svg", text=text)
     return heatmap_grid(trace, format="svg", text=text)
+
+
+def figure_views(lang: str) -> Views:
+    """The tour's figures as interactive views in ``lang``: each figure's trace in the view ``qkv attend --format
+    html`` writes (the grid of its heads, a hovered token's lines, the heatmap), starting on the figure's head
+    (an only head; else the mean of the last layer's), its picture shown where scripts do not run."""
+    from qkv.article.tour_page import Views
+    from qkv.render.html import trace_fragment, view_script, view_style
+
+    def fragment(figure: Figure, picture: str | None) -> str:
+        trace = figure.trace
+        head = figure.head if figure.head is not None else (0 if trace.heads == 1 else None)
+        layer = trace.layers[0] if figure.head is not None else None  # a figure's head is of the first layer
+        return trace_fragment(trace, layer=layer, head=head, compact=False, lang=lang, assets=False, fallback=picture)
+
+    return Views(fragment, view_style(), view_script())

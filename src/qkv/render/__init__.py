@@ -6,7 +6,8 @@ pictures or text.
   ``FigureText``, English by default);
 - :mod:`qkv.render.scale` — how every heatmap shades a head: against a high percentile of its weights outside
   the sink tokens (``trace.sinks``), so that a sink does not wash out the rest;
-- :mod:`qkv.render.html` — one self-contained, offline HTML view, and ``show(trace)`` for notebooks;
+- :mod:`qkv.render.html` — one self-contained, offline HTML view, drawn by the explorer's modules (:mod:`qkv.web`)
+  inlined, and ``show(trace)`` for notebooks;
 - :mod:`qkv.render.table` — words folded from tokens, one line per word;
 - :mod:`qkv.render.loss_curve` — a training run's loss curve.
 """

@@ -1,14 +1,15 @@
 """A trace as one self-contained HTML file: inline CSS and JavaScript, the weights inside, no network at all.
 
-The page shows one head at a time, picked by a layer and a head menu ("mean" averages the heads):
+The page shows one head at a time, picked by a layer and a head menu ("mean" averages the heads), or in the
+layer × head grid of thumbnails:
 
-- the tokens twice, in two columns, with a line from each token on the left to each token it attends to on
-  the right, as thick and as opaque as the weight (the ``MAX_LINES`` strongest; lines to the sink tokens are
-  grey); hovering a token on the left keeps only its lines and writes the weights beside their targets, hovering
-  one on the right shows who attends to it;
-- a heatmap of the same weights (row: a token, column: the token it attends to), whose row and column
-  headings highlight the same way (left out for texts over ``HEATMAP_LIMIT`` tokens). Like every heatmap of
-  qkv it is shaded against the head's scale (:mod:`qkv.render.scale`), sink columns in grey;
+- the tokens twice, in two columns; while no token is hovered, a line from each token on the left to each token
+  it attends to on the right, as thick and as opaque as the weight (the ``MAX_LINES`` strongest; lines to the
+  sink tokens are grey); hovering a token on the left keeps only its lines and writes the weights beside their
+  targets, hovering one on the right shows who attends to it (a click or the arrow keys keep a token);
+- a heatmap canvas of the same weights (row: a token, column: the token it attends to) through viridis, whose
+  hovered token's row and column are outlined. Like every heatmap of qkv it is shaded against the head's scale
+  (:mod:`qkv.render.scale`), sink columns in grey against 1; so are the grid's thumbnails;
 - the head's entropy, attended distance, asymmetry and sink share (:mod:`qkv.data.metrics`).
 
 **Size.** A view carries at most ``max_bytes`` (``MAX_PAGE_BYTES``, 5 MB, by default), so that a long trace
@@ -19,17 +20,20 @@ menus offer only that. A single head that does not fit is an :class:`~qkv.errors
 longest text that does.
 
 **Without JavaScript** (scripts off, or a viewer that strips them) the view shows a static summary instead: the
-starting head's strongest arrows and the metrics of every head of its layer. **Colours** follow the reader's
-theme (``prefers-color-scheme``, and JupyterLab's and VS Code's dark themes).
+starting head's strongest arrows and the metrics of every head of its layer (or, where the caller gives one, a
+picture). **Colours** follow the reader's theme (``prefers-color-scheme``, and JupyterLab's and VS Code's dark
+themes). **Words** are English or Spanish (``lang``): the ``view.*`` templates of the front end's
+``i18n/<lang>.json``.
 
 :func:`trace_html` writes a whole page; :func:`trace_fragment` a ``<div>`` to embed. In a notebook,
 ``show(trace)`` as a cell's last line draws the fragment: it returns a :class:`TraceView`, whose
 ``_repr_html_`` Jupyter calls (CircuitsVis' pattern: the renderer owns the display, the trace stays plain data).
 
-The view's CSS and JavaScript are files beside this module (``static/trace.css``, ``static/trace.js``: package
-data, checked by ``node --check`` in the tests), inlined into every fragment so that a page needs no server and
-no network. The script is a classic one (no ES modules, which a ``file://`` page cannot load) that sets up every
-``div.qkv-trace`` on the page not yet set up: several views can share a page or a notebook.
+The view is drawn by the explorer's own modules (:mod:`qkv.web`: ``heatmap.js`` and ``viridis.js``, ``grid.js``,
+``lines.js``) through ``trace_view.js``, inlined with them as one classic script (:func:`view_script`: no ES
+modules, which a ``file://`` page cannot load), with ``trace_view.css`` (:func:`view_style`), so that a page needs
+no server and no network. The script sets up every ``div.qkv-trace`` on the page not yet set up: several views
+can share a page or a notebook, and a page holding several (the tour) can carry the style and the script once.
 """
 
 from __future__ import annotations
@@ -40,7 +44,6 @@ import json
 import math
 from dataclasses import dataclass
 from functools import cache
-from importlib import resources
 from typing import Any
 
 import torch
@@ -50,19 +53,19 @@ from qkv.data.metrics import attended_distance, entropy, relative_asymmetry, sin
 from qkv.data.trace import AttentionTrace, _ranges
 from qkv.errors import InputError
 from qkv.shapes import Tensor
+from qkv.web import LANGUAGES, inline_script, read, words
 
 __all__ = [
-    "HEATMAP_LIMIT",
     "MAX_LINES",
     "MAX_PAGE_BYTES",
     "TraceView",
     "show",
-    "static_text",
     "trace_fragment",
     "trace_html",
+    "view_script",
+    "view_style",
 ]
 
-HEATMAP_LIMIT = 96  # tokens; beyond, the heatmap table would hold too many cells for a browser to stay quick
 MAX_PAGE_BYTES = 5_000_000  # bytes of one view (page or notebook fragment), unless max_bytes says otherwise
 MAX_LINES = 3000  # lines drawn at most for one head: its strongest
 STATIC_ARROWS = 12  # arrows in the summary shown without JavaScript
@@ -70,9 +73,22 @@ SLACK = 2048  # bytes kept free for the markup around the data
 
 
 @cache
-def static_text(name: str) -> str:
-    """A file of ``qkv/render/static/`` (package data: ``trace.css``, ``trace.js``), read once."""
-    return (resources.files("qkv.render") / "static" / name).read_text(encoding="utf-8")
+def view_script() -> str:
+    """The view's script: ``trace_view.js`` and the modules it imports, inlined as one classic script that sets up
+    every bare view on the page (:mod:`qkv.web.inline`)."""
+    return inline_script("trace_view.js", then="main.setUpViews();")
+
+
+def view_style() -> str:
+    """The view's CSS, ``trace_view.css`` of :mod:`qkv.web` (every rule scoped to ``.qkv-trace``)."""
+    return read("trace_view.css")
+
+
+def _words(lang: str) -> dict[str, str]:
+    """The view's words in ``lang``, checked."""
+    if lang not in LANGUAGES:
+        raise InputError(f"lang must be one of {', '.join(LANGUAGES)}, got {lang!r}")
+    return words(lang, "view.")
 
 
 # -- what the view carries -------------------------------------------------------------------------------------
@@ -130,8 +146,11 @@ def _metrics(trace: AttentionTrace) -> list[list[list[float]]]:
     return [[[round(float(v), 4) for v in head_row] for head_row in layer_row] for layer_row in metrics.tolist()]
 
 
-def _payload(trace: AttentionTrace, index: int, head: int | None, room: int | None) -> dict[str, Any]:
-    """The view's data, its weights within ``room`` bytes (``None``: without weights, to measure the rest)."""
+def _payload(
+    trace: AttentionTrace, index: int, head: int | None, room: int | None, say: dict[str, str]
+) -> dict[str, Any]:
+    """The view's data, its weights within ``room`` bytes (``None``: without weights, to measure the rest), and
+    its words ``say``."""
     data: dict[str, Any] = {
         "model": trace.model,
         "tokens": trace.labels,
@@ -148,6 +167,7 @@ def _payload(trace: AttentionTrace, index: int, head: int | None, room: int | No
         "encoding": "float32",
         "held": [],
         "weights": "",
+        "words": say,
     }
     if room is None:
         return data
@@ -189,12 +209,15 @@ def _held_note(trace: AttentionTrace, data: dict[str, Any], cap: int) -> str:
     )
 
 
-def _static_summary(trace: AttentionTrace, index: int, head: int | None) -> str:
+def _static_summary(trace: AttentionTrace, index: int, head: int | None, say: dict[str, str]) -> str:
     """The view without JavaScript: the starting head's strongest arrows, the metrics of its layer's heads."""
     layer = trace.layers[index]
     weights = trace.head_weights(layer, head)  # (T, S)
     labels = trace.labels
-    which = f"head {head}" if head is not None else f"the mean of its {trace.heads} heads"
+    if head is None:
+        which = say["view.which_mean"].format(heads=trace.heads)
+    else:
+        which = say["view.which_head"].format(head=head)
     arrows = strongest_arrows(weights, top=STATIC_ARROWS, sinks=trace.sinks)
     rows = "".join(
         f"<tr><td>{html.escape(labels[a.query])}</td><td>⇒</td><td>{html.escape(labels[a.key])}</td>"
@@ -202,20 +225,21 @@ def _static_summary(trace: AttentionTrace, index: int, head: int | None) -> str:
         for a in arrows
     )
     metrics = _metrics(trace)[index]
-    names = [*(str(h) for h in range(trace.heads)), "mean"]
+    names = [*(str(h) for h in range(trace.heads)), html.escape(say["view.mean_row"])]
     heads = "".join(
         f"<tr><td>{name}</td>" + "".join(f"<td>{value:.2f}</td>" for value in (m[0], m[1], m[3], m[4])) + "</tr>"
         for name, m in zip(names, metrics, strict=True)
     )
-    sinks = f" and the sinks {html.escape(trace.sink_names)}" if any(trace.sinks) else ""
+    sinks = say["view.and_sinks"].format(sinks=trace.sink_names) if any(trace.sinks) else ""
+    columns = ("view.column_head", "view.column_entropy", "view.column_distance", "view.column_asymmetry")
+    header = "".join(f"<th>{html.escape(say[key])}</th>" for key in (*columns, "view.column_sink_share"))
+    intro = say["view.no_js"].format(layer=layer, which=which, sinks=sinks)
+    rows = rows or f"<tr><td>{html.escape(say['view.none'])}</td></tr>"
     return (
-        '<div class="qkv-static" data-role="static">'
-        "<p>The interactive view needs JavaScript. Layer "
-        f"{layer}, {which}: the strongest arrows (without self-attention{sinks}).</p>"
-        f'<table class="qkv-arrows">{rows or "<tr><td>(none)</td></tr>"}</table>'
-        f"<p>Every head of layer {layer}:</p>"
-        '<table class="qkv-table"><tr><th>head</th><th>entropy (bits)</th><th>distance (tokens)</th>'
-        f"<th>asymmetry (of max)</th><th>sink share</th></tr>{heads}</table></div>"
+        f'<div class="qkv-static" data-role="static"><p>{html.escape(intro)}</p>'
+        f'<table class="qkv-arrows">{rows}</table>'
+        f"<p>{html.escape(say['view.every_head'].format(layer=layer))}</p>"
+        f'<table class="qkv-table"><tr>{header}</tr>{heads}</table></div>'
     )
 
 
@@ -226,60 +250,88 @@ def trace_fragment(
     head: int | None = None,
     compact: bool = True,
     max_bytes: int = MAX_PAGE_BYTES,
+    lang: str = "en",
+    assets: bool = True,
+    fallback: str | None = None,
 ) -> str:
-    """A ``<div>`` with its own style and script showing ``trace``, at most ``max_bytes`` long (UTF-8); it starts
-    on ``layer`` (the last captured by default) and ``head`` (``None``: the mean of the heads). ``compact``
-    leaves out the heatmap."""
+    """A ``<div>`` showing ``trace``, at most ``max_bytes`` long (UTF-8); it starts on ``layer`` (the last captured
+    by default) and ``head`` (``None``: the mean of the heads), in ``lang`` (``"en"`` or ``"es"``).
+
+    ``compact`` leaves out the grid of heads and the heatmap. ``assets=False`` leaves out the style and the
+    script (:func:`view_style`, :func:`view_script`), for a page that carries them once for several views, the
+    script after the last. ``fallback`` (HTML, e.g. a picture) replaces the summary shown without JavaScript; it
+    stays, folded, once the view runs."""
     index = trace.layer_index(layer)
     if head is not None and not 0 <= head < trace.heads:
         raise InputError(f"head {head} is out of range; this model has heads 0…{trace.heads - 1}")
-    title = f"{trace.model} · " if trace.model else ""
-    heatmap = ""
-    if not compact and len(trace.tokens) <= HEATMAP_LIMIT:
-        heatmap = '<table class="qkv-heatmap" data-role="heatmap"></table>'
-    elif not compact:
-        heatmap = f"<p>(the heatmap is left out above {HEATMAP_LIMIT} tokens)</p>"
-    static = _static_summary(trace, index, head)
+    say = _words(lang)
+    title = html.escape(
+        (f"{trace.model} · " if trace.model else "") + say["view.title"].format(tokens=len(trace.tokens))
+    )
+    if fallback is None:
+        static = _static_summary(trace, index, head, say)
+    else:
+        static = (
+            f'<details class="qkv-fallback" data-role="fallback" open><summary>{html.escape(say["view.picture"])}'
+            f"</summary>{fallback}</details>"
+        )
+    grid = heatmap = heatmap_help = ""
+    if not compact:
+        grid = (
+            '<div class="qkv-grid"><div data-role="grid"></div>'
+            f'<p class="qkv-help" data-role="grid-help">{html.escape(say["view.grid_help"])}</p></div>'
+        )
+        heatmap = (
+            '<div class="qkv-heatmap-wrap"><canvas data-role="heatmap" role="img"></canvas>'
+            '<canvas data-role="overlay" aria-hidden="true"></canvas></div>'
+        )
+        heatmap_help = f" {html.escape(say['view.heatmap_help'])}"
+    style = f"<style>{view_style()}</style>\n" if assets else ""
+    script = f"<script>{view_script()}</script>\n" if assets else ""
 
     def fragment(data: dict[str, Any], note: str) -> str:
         held = f'<div class="qkv-note">{html.escape(note)}</div>\n' if note else ""
         return (
-            '<div class="qkv-trace">\n'
-            f"<style>{static_text('trace.css')}</style>\n"
-            f'<div class="qkv-title">{html.escape(title)}attention, {len(trace.tokens)} tokens</div>\n'
+            f'<div class="qkv-trace" lang="{lang}">\n{style}'
+            f'<div class="qkv-title">{title}</div>\n'
             f'<div class="qkv-text">{html.escape(trace.text)}</div>\n'
             f"{static}\n{held}"
             '<div class="qkv-controls">'
-            '<label>layer <select data-role="layer"></select></label>'
-            '<label>head <select data-role="head"></select></label>'
+            f'<label>{html.escape(say["view.layer"])} <select data-role="layer"></select></label>'
+            f'<label>{html.escape(say["view.head"])} <select data-role="head"></select></label>'
             '<span class="qkv-metrics" data-role="metrics"></span></div>\n'
-            f'<div class="qkv-body"><svg data-role="arrows" role="img"></svg>{heatmap}</div>\n'
-            '<div class="qkv-help">Hover a token on the left to see where it looks, on the right to see who looks '
-            "at it. Line thickness: the weight; opacity and colour: the weight against the head's scale (its "
-            "99th percentile outside the sinks); grey lines go to the sinks. "
-            '<span data-role="lines"></span></div>\n'
+            '<div class="qkv-hover" data-role="hover" aria-live="polite"></div>\n'
+            f'<div class="qkv-body">{grid}'
+            '<div class="qkv-lines-wrap" data-role="lines-wrap" tabindex="0" role="group" '
+            f'aria-label="{html.escape(say["view.lines_help"])}">'
+            '<svg class="qkv-lines" data-role="lines" aria-hidden="true"></svg></div>'
+            f"{heatmap}</div>\n"
+            f'<p class="qkv-help">{html.escape(say["view.lines_help"])}{heatmap_help}</p>\n'
             f'<script type="application/json" data-role="data">{_script_json(data)}</script>\n'
-            f"<script>{static_text('trace.js')}</script>\n"
-            "</div>"
+            f"{script}</div>"
         )
 
     longest_note = 260 + len(trace.model)  # bytes the note may take, at most
-    fixed = len(fragment(_payload(trace, index, head, None), "").encode("utf-8")) + longest_note + SLACK
-    data = _payload(trace, index, head, max_bytes - fixed)
+    fixed = len(fragment(_payload(trace, index, head, None, say), "").encode("utf-8")) + longest_note + SLACK
+    data = _payload(trace, index, head, max_bytes - fixed, say)
     return fragment(data, _held_note(trace, data, max_bytes))
 
 
 def trace_html(
-    trace: AttentionTrace, *, layer: int | None = None, head: int | None = None, max_bytes: int = MAX_PAGE_BYTES
+    trace: AttentionTrace,
+    *,
+    layer: int | None = None,
+    head: int | None = None,
+    max_bytes: int = MAX_PAGE_BYTES,
+    lang: str = "en",
 ) -> str:
-    """A whole HTML page showing ``trace`` (see :func:`trace_fragment`), with the heatmap."""
+    """A whole HTML page showing ``trace`` (see :func:`trace_fragment`), with the grid of heads and the heatmap."""
     title = html.escape(f"qkv attention · {trace.model}" if trace.model else "qkv attention")
+    view = trace_fragment(trace, layer=layer, head=head, compact=False, max_bytes=max_bytes - 420, lang=lang)
     return (
-        '<!DOCTYPE html>\n<html lang="en">\n<head>\n<meta charset="utf-8">\n'
+        f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="color-scheme" content="light dark">\n'
-        f"<title>{title}</title>\n</head>\n<body>\n"
-        f"{trace_fragment(trace, layer=layer, head=head, compact=False, max_bytes=max_bytes - 400)}\n"
-        "</body>\n</html>\n"
+        f"<title>{title}</title>\n</head>\n<body>\n<main>\n{view}\n</main>\n</body>\n</html>\n"
     )
 
 
@@ -300,8 +352,14 @@ class TraceView:
 
 
 def show(
-    trace: AttentionTrace, *, layer: int | None = None, head: int | None = None, max_bytes: int = MAX_PAGE_BYTES
+    trace: AttentionTrace,
+    *,
+    layer: int | None = None,
+    head: int | None = None,
+    max_bytes: int = MAX_PAGE_BYTES,
+    lang: str = "en",
 ) -> TraceView:
-    """``trace`` in a notebook: the compact view of :func:`trace_fragment` (no heatmap, at most ``max_bytes``),
-    starting on ``layer`` (the last captured by default) and ``head`` (``None``: the mean of the heads)."""
-    return TraceView(trace_fragment(trace, layer=layer, head=head, max_bytes=max_bytes))
+    """``trace`` in a notebook: the compact view of :func:`trace_fragment` (no grid, no heatmap, at most
+    ``max_bytes``), starting on ``layer`` (the last captured by default) and ``head`` (``None``: the mean of the
+    heads), in ``lang``."""
+    return TraceView(trace_fragment(trace, layer=layer, head=head, max_bytes=max_bytes, lang=lang))

@@ -2,7 +2,8 @@
 
 Routes (the contract is ``openapi.json`` beside this file, served at ``/api/openapi.json``):
 
-- ``/`` and ``/static/…``: the page (``static/``: HTML, CSS and ES modules; nothing from elsewhere);
+- ``/`` and ``/static/…``: the page (``static/``: HTML, CSS and ES modules, and the modules and words it shares
+  with the self-contained pages, from ``qkv/web/static/``; nothing from elsewhere);
 - ``/api/health``, ``/api/models``, ``/api/openapi.json``;
 - ``/api/article``, ``/api/nearest``: the Build view (:mod:`qkv.serve.article`);
 - ``/api/trace`` and ``/api/trace/{id}/head|qk|export``: the Inspect view (:mod:`qkv.serve.traces`);
@@ -113,7 +114,8 @@ def create_app(config: ServeConfig | None = None, *, static: Path | None = None)
         Route("/api/runs/{name}/training", handlers.training, methods=["GET"]),
     ]
     if folder.is_dir():
-        routes.append(Mount("/static", StaticFiles(directory=folder), name="static"))
+        shared = StaticFiles(directory=folder, packages=[("qkv.web", "static")])  # the page's files, then qkv.web's
+        routes.append(Mount("/static", shared, name="static"))
     else:  # the page is not installed: its files are 404s like any other missing file
         routes.append(Route("/static/{path:path}", handlers.index, methods=["GET"]))
     app = Starlette(

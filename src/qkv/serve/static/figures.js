@@ -1,6 +1,7 @@
 // The Build view's figures: a matrix as a coloured table of numbers, and a word's arrows as arcs.
 
-import { h, s, fmt } from "./dom.js";
+import { h, fmt } from "./dom.js";
+import { s } from "./svg.js";
 import { cellColours, diverging, viridis } from "./heatmap.js";
 
 /**

@@ -1,4 +1,7 @@
-// The page's words in English and Spanish (i18n/en.json, i18n/es.json: the same keys).
+// The page's words in English and Spanish (i18n/en.json, i18n/es.json: the same keys; shared with the
+// self-contained pages, so they live in qkv/web/static/ and are served under /static/ with this page's files).
+
+import { format } from "./words.js";
 
 export const LANGUAGES = ["en", "es"];
 let messages = {};
@@ -21,8 +24,7 @@ export function currentLanguage() {
 /** The message `key` with {name} replaced by vars.name. An unknown key shows itself, never undefined. */
 export function t(key, vars = {}) {
   const template = messages[key];
-  if (template === undefined) return key;
-  return template.replace(/\{(\w+)\}/g, (match, name) => (name in vars ? String(vars[name]) : match));
+  return template === undefined ? key : format(template, vars);
 }
 
 /** Fill every [data-i18n] (text), [data-i18n-label] (aria-label) and [data-i18n-placeholder] under root. */

@@ -2,18 +2,15 @@
 // the hovered token's lines in SVG), the mean of heads, the exactness badge, queries and keys, and export.
 
 import { api, base64ToBytes, clearError, showError } from "./api.js";
-import { $, clear, download, fmt, h, s, sci, SVG_NS } from "./dom.js";
-import { drawWeights, largest } from "./heatmap.js";
+import { $, clear, fmt, h, sci } from "./dom.js";
+import { s, SVG_NS } from "./svg.js";
+import { drawWeights, largest, outlineToken } from "./heatmap.js";
 import { HeadGrid, legendText } from "./grid.js";
 import { t } from "./i18n.js";
+import { LINE_WIDTH, TokenLines, tokenAt } from "./lines.js";
 import { getState, setState } from "./state.js";
 
 export const METRICS = ["entropy", "distance", "asymmetry", "sink_share"];
-const ROW = 16; // px per token in the lines panel
-const LEFT = 160; // where the query tokens end
-const RIGHT = 300; // where the key tokens start
-const LINES = 32; // at most this many lines for a hovered token
-export const LINE_WIDTH = 10; // px of line for a weight of 1
 
 let overview = null; // the trace's overview, with .bytes (the thumbnails) and .request ("model|text")
 let shown = null; // {layer, head, weights} drawn now
@@ -21,8 +18,7 @@ let grid = null;
 let sequence = 0; // the newest head request; older answers are dropped
 let tokenLocked = -1;
 let retraced = false; // a dropped trace is traced again once, not in a loop
-let lineElements = [];
-let tokenTexts = { left: [], right: [] };
+let tokenLines = null; // the hovered token's lines (lines.js), made on the first trace
 
 const timings = { hover: [], head: [] };
 
@@ -228,118 +224,24 @@ async function showHead(layer, head, { preview }) {
 
 // -- tokens and lines -------------------------------------------------------------------------------------
 
-function short(label) {
-  return label.length > 18 ? label.slice(0, 17) + "…" : label;
-}
-
 function buildTokens() {
-  const svg = clear($("inspect-lines"));
-  const labels = overview.labels;
-  const height = labels.length * ROW + 28;
-  const width = RIGHT + 150;
-  svg.setAttribute("viewBox", `0 0 ${width} ${height}`);
-  svg.setAttribute("width", width);
-  svg.setAttribute("height", height);
-  svg.append(
-    s("text", { x: LEFT, y: 14, "text-anchor": "end", class: "head" }, t("inspect.from")),
-    s("text", { x: RIGHT, y: 14, class: "head" }, t("inspect.to")),
-  );
-  const group = s("g", { class: "lines-group" });
-  lineElements = [];
-  for (let i = 0; i < LINES; i++) {
-    const line = s("line", { visibility: "hidden" });
-    lineElements.push(line);
-    group.append(line);
-  }
-  svg.append(group);
-  tokenTexts = { left: [], right: [] };
-  const fragment = document.createDocumentFragment();
-  labels.forEach((label, i) => {
-    const y = 28 + i * ROW + 11;
-    const special = overview.special[i] ? "special" : null;
-    const left = s("text", { x: LEFT, y, "text-anchor": "end", "data-side": "left", "data-index": i, class: special }, short(label));
-    const right = s("text", { x: RIGHT, y, "data-side": "right", "data-index": i, class: special }, short(label));
-    tokenTexts.left.push(left);
-    tokenTexts.right.push(right);
-    fragment.append(left, right);
-  });
-  svg.append(fragment);
+  tokenLines = tokenLines || new TokenLines($("inspect-lines"));
+  tokenLines.setTokens(overview.labels, overview.special, { from: t("inspect.from"), to: t("inspect.to") });
 }
-
-function yOf(i) {
-  return 28 + i * ROW + 7;
-}
-
-/** The top `count` entries of `values` as [index, value] pairs, largest first. */
-function top(values, count) {
-  const order = Array.from({ length: values.length }, (_, i) => i);
-  order.sort((a, b) => values[b] - values[a]);
-  return order.slice(0, count).map((i) => [i, values[i]]);
-}
-
-let marked = [];
 
 /** Show token `index` on `side`: lines to whom it attends (left) or from who attends to it (right). */
 function highlight(index, side) {
   const started = performance.now();
-  for (const element of marked) element.classList.remove("hovered", "target", "source");
-  marked = [];
   const overlay = $("inspect-overlay");
-  const context = overlay.getContext("2d");
-  context.clearRect(0, 0, overlay.width, overlay.height);
   if (!shown || index < 0 || index >= shown.weights.rows) {
-    for (const line of lineElements) line.setAttribute("visibility", "hidden");
+    if (tokenLines) tokenLines.highlight(-1, side);
+    outlineToken(overlay, -1, 0, 0);
     return;
   }
   const { weights } = shown;
-  const T = weights.rows;
-  const S = weights.cols;
-  const row = weights.subarray(index * S, (index + 1) * S); // whom token `index` attends to
-  const column = new Float32Array(T); // who attends to token `index`
-  if (index < S) for (let q = 0; q < T; q++) column[q] = weights[q * S + index];
-  const outgoing = top(row, LINES);
-  const incoming = top(column, LINES);
-  const drawn = side === "left" ? outgoing.map(([s2, w]) => [index, s2, w]) : incoming.map(([q, w]) => [q, index, w]);
-  lineElements.forEach((line, i) => {
-    if (i >= drawn.length) {
-      line.setAttribute("visibility", "hidden");
-      return;
-    }
-    const [from, to, weight] = drawn[i];
-    line.setAttribute("x1", LEFT + 6);
-    line.setAttribute("y1", yOf(from));
-    line.setAttribute("x2", RIGHT - 6);
-    line.setAttribute("y2", yOf(to));
-    line.setAttribute("stroke-width", String(weight * LINE_WIDTH));
-    line.setAttribute("data-from", from);
-    line.setAttribute("data-to", to);
-    line.setAttribute("data-weight", String(weight));
-    line.setAttribute("visibility", "visible");
-  });
-  const own = tokenTexts[side][index];
-  own.classList.add("hovered");
-  marked.push(own);
-  // Highlighted: up to 8 tokens it gives more than an even share to, and up to 8 that give it more than theirs.
-  for (const [to, weight] of outgoing.slice(0, 8)) {
-    if (weight <= 1 / S) break;
-    tokenTexts.right[to].classList.add("target");
-    marked.push(tokenTexts.right[to]);
-  }
-  for (const [from, weight] of incoming.slice(0, 8)) {
-    if (weight <= 1 / S) break;
-    tokenTexts.left[from].classList.add("source");
-    marked.push(tokenTexts.left[from]);
-  }
-  // Row `index` and column `index` outlined on the heatmap.
-  const cellW = overlay.width / S;
-  const cellH = overlay.height / T;
-  context.lineWidth = 2;
-  context.strokeStyle = "#ff7f0e";
-  context.strokeRect(0, index * cellH, overlay.width, Math.max(cellH, 1));
-  if (index < S) {
-    context.strokeStyle = "#e377c2";
-    context.strokeRect(index * cellW, 0, Math.max(cellW, 1), overlay.height);
-  }
+  tokenLines.setWeights(weights, weights.rows, weights.cols);
+  const { outgoing } = tokenLines.highlight(index, side);
+  outlineToken(overlay, index, weights.rows, weights.cols); // row `index` and column `index` on the heatmap
   const best = outgoing[0];
   $("inspect-hover").textContent = t("inspect.hover", {
     token: overview.labels[index],
@@ -353,17 +255,16 @@ function bindLines() {
   const svg = $("inspect-lines");
   let frame = 0;
   svg.addEventListener("mouseover", (event) => {
-    const target = event.target.closest("text[data-index]");
-    if (!target) return;
-    highlight(Number(target.dataset.index), target.dataset.side);
+    const token = tokenAt(event);
+    if (token) highlight(token.index, token.side);
   });
   svg.addEventListener("mouseleave", () => highlight(tokenLocked, "left"));
   svg.addEventListener("click", (event) => {
-    const target = event.target.closest("text[data-index]");
-    if (!target) return;
-    tokenLocked = Number(target.dataset.index);
+    const token = tokenAt(event);
+    if (!token) return;
+    tokenLocked = token.index;
     setState({ tok: tokenLocked });
-    highlight(tokenLocked, target.dataset.side);
+    highlight(tokenLocked, token.side);
   });
   const wrap = $("inspect-lines-wrap");
   wrap.addEventListener("keydown", (event) => {
@@ -374,7 +275,7 @@ function bindLines() {
     tokenLocked = Math.max(0, Math.min(last, (tokenLocked < 0 ? -1 : tokenLocked) + moves[event.key]));
     setState({ tok: tokenLocked });
     highlight(tokenLocked, "left");
-    tokenTexts.left[tokenLocked].scrollIntoView({ block: "nearest" });
+    tokenLines.texts.left[tokenLocked].scrollIntoView({ block: "nearest" });
   });
   const heatmap = $("inspect-heatmap");
   heatmap.addEventListener("mousemove", (event) => {
@@ -446,6 +347,16 @@ async function showQk(state) {
 }
 
 // -- export -----------------------------------------------------------------------------------------------
+
+/** Save a Blob as a file. */
+function download(blob, filename) {
+  const url = URL.createObjectURL(blob);
+  const link = h("a", { href: url, download: filename });
+  document.body.append(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(url), 1000);
+}
 
 function exportName(extension) {
   const head = shown.head === "mean" ? "mean" : `H${shown.head}`;

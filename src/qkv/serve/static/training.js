@@ -2,7 +2,8 @@
 // `qkv train --watch` kept an attention snapshot.
 
 import { api, base64ToBytes, clearError, showError } from "./api.js";
-import { $, clear, fmt, h, s } from "./dom.js";
+import { $, clear, fmt, h } from "./dom.js";
+import { s } from "./svg.js";
 import { HeadGrid } from "./grid.js";
 import { t } from "./i18n.js";
 import { getState, setState } from "./state.js";

@@ -1,5 +1,6 @@
-// The layer × head grid of canvas thumbnails (Inspect and Training): hover previews, click or Enter locks,
-// arrow keys move (one tab stop: a roving tabindex), optional colouring and sorting by a per-head metric.
+// The layer × head grid of canvas thumbnails (the explorer's Inspect and Training, the self-contained trace view):
+// hover previews, click or Enter locks, arrow keys move (one tab stop: a roving tabindex), optional colouring and
+// sorting by a per-head metric.
 
 import { clear, fmt, h } from "./dom.js";
 import { css, drawBytes, viridis } from "./heatmap.js";
@@ -24,12 +25,12 @@ export class HeadGrid {
   }
 
   /**
-   * layers: the model's layer numbers; heads: H; thumbs: {size, data: Uint8Array of (L, H, n, n)};
-   * metric: {name, values (L × H)} or null, colouring each cell; sortBy: true to order the cells by it.
+   * layers: the model's layer numbers; heads: H; thumbs: {size, data: Uint8Array of (L, H, n, n)}, or
+   * draw(canvas, cell) to draw each thumbnail itself; metric: {name, values (L × H)} or null, colouring each
+   * cell; sortBy: true to order the cells by it.
    */
-  render({ layers, heads, thumbs, metric = null, sortBy = false, locked = null }) {
+  render({ layers, heads, thumbs = null, draw = null, metric = null, sortBy = false, locked = null }) {
     const grid = h("div", { class: `head-grid${sortBy && metric ? " sorted" : ""}`, role: "grid", "aria-label": this.ariaLabel });
-    const n = thumbs.size;
     let order = [];
     layers.forEach((layer, index) => {
       for (let head = 0; head < heads; head++) order.push({ layer, index, head });
@@ -52,7 +53,8 @@ export class HeadGrid {
         const canvas = h("canvas", { "aria-hidden": "true" });
         canvas.style.width = side;
         canvas.style.height = side;
-        drawBytes(canvas, thumbs.data, (cell.index * heads + cell.head) * n * n, n);
+        if (draw) draw(canvas, cell);
+        else drawBytes(canvas, thumbs.data, (cell.index * heads + cell.head) * thumbs.size ** 2, thumbs.size);
         const value = metric ? metric.values[cell.index][cell.head] : null;
         const element = h(
           "div",

@@ -1,6 +1,7 @@
-// Small DOM helpers shared by the views: element builders, number formatting, downloads.
-
-export const SVG_NS = "http://www.w3.org/2000/svg";
+// Small DOM helpers shared by the views (the explorer's and the self-contained trace view): element builders,
+// number formatting. No namespace is named here: an SVG element is made in the namespace of an <svg> the page
+// already holds (the explorer's svg.js names the SVG namespace for its own figures), so a self-contained page
+// that inlines this module carries no address of any kind.
 
 function assign(element, attrs) {
   for (const [name, value] of Object.entries(attrs || {})) {
@@ -15,18 +16,20 @@ function assign(element, attrs) {
   return element;
 }
 
-/** An HTML element: h("button", {class: "x", onclick: f}, "label", child, ...). */
-export function h(tag, attrs, ...children) {
-  const element = assign(document.createElement(tag), attrs);
+function fill(element, attrs, children) {
+  assign(element, attrs);
   for (const child of children.flat()) if (child !== null && child !== undefined) element.append(child);
   return element;
 }
 
-/** An SVG element (attributes as given, e.g. "stroke-width"). */
-export function s(tag, attrs, ...children) {
-  const element = assign(document.createElementNS(SVG_NS, tag), attrs);
-  for (const child of children.flat()) if (child !== null && child !== undefined) element.append(child);
-  return element;
+/** An HTML element: h("button", {class: "x", onclick: f}, "label", child, ...). */
+export function h(tag, attrs, ...children) {
+  return fill(document.createElement(tag), attrs, children);
+}
+
+/** An element of `namespace` (e.g. an <svg>'s namespaceURI), attributes as given (e.g. "stroke-width"). */
+export function inNamespace(namespace, tag, attrs, ...children) {
+  return fill(document.createElementNS(namespace, tag), attrs, children);
 }
 
 export function clear(element) {
@@ -49,16 +52,6 @@ export function fmt(x, digits = 3) {
 export function sci(x) {
   if (x === 0) return "0";
   return Number.isFinite(x) ? x.toExponential(1) : String(x);
-}
-
-/** Save a Blob (or a URL) as a file. */
-export function download(blobOrUrl, filename) {
-  const url = typeof blobOrUrl === "string" ? blobOrUrl : URL.createObjectURL(blobOrUrl);
-  const link = h("a", { href: url, download: filename });
-  document.body.append(link);
-  link.click();
-  link.remove();
-  if (typeof blobOrUrl !== "string") setTimeout(() => URL.revokeObjectURL(url), 1000);
 }
 
 /** Calls fn at most once per `wait` ms, with the latest arguments (trailing call). */

@@ -1,4 +1,5 @@
 // Canvas heatmaps: one pixel per cell, one putImageData per matrix, scaled up by CSS (image-rendering: pixelated).
+// Shared by the explorer and the self-contained pages (qkv/web: inlined there as one classic script).
 
 import { VIRIDIS } from "./viridis.js";
 
@@ -9,8 +10,12 @@ export function largest(values) {
   return top;
 }
 
-/** Draw `values` (rows × cols, row-major) through viridis, 0 → dark, `max` (default: the largest) → yellow. */
-export function drawWeights(canvas, values, rows, cols, { max } = {}) {
+/**
+ * Draw `values` (rows × cols, row-major) through viridis, 0 → dark, `max` (default: the largest) → yellow;
+ * above `max` stays yellow. `grey`: one flag per column; those columns (qkv's sink tokens) are drawn apart in
+ * grey against 1, as every heatmap of qkv draws them.
+ */
+export function drawWeights(canvas, values, rows, cols, { max, grey } = {}) {
   canvas.width = cols;
   canvas.height = rows;
   const context = canvas.getContext("2d");
@@ -19,16 +24,46 @@ export function drawWeights(canvas, values, rows, cols, { max } = {}) {
   const top = max ?? largest(values);
   const scale = top > 0 ? 255 / top : 0;
   for (let i = 0, n = rows * cols; i < n; i++) {
+    const p = i * 4;
+    if (grey && grey[i % cols]) {
+      pixels[p] = pixels[p + 1] = pixels[p + 2] = greyLevel(values[i]);
+      pixels[p + 3] = 255;
+      continue;
+    }
     let level = Math.round(values[i] * scale);
     level = level < 0 ? 0 : level > 255 ? 255 : level;
     const c = level * 3;
-    const p = i * 4;
     pixels[p] = VIRIDIS[c];
     pixels[p + 1] = VIRIDIS[c + 1];
     pixels[p + 2] = VIRIDIS[c + 2];
     pixels[p + 3] = 255;
   }
   context.putImageData(image, 0, 0);
+}
+
+export const GREY_LOW = 40; // the grey of a weight of 0 in a sink column (dark, like viridis' 0)
+export const GREY_HIGH = 230; // the grey of a weight of 1
+
+/** The grey (one channel, 0-255) of weight x in a sink column: GREY_LOW at 0, GREY_HIGH at 1 and above. */
+export function greyLevel(x) {
+  const clamped = x < 0 ? 0 : x > 1 ? 1 : x;
+  return Math.round(GREY_LOW + (GREY_HIGH - GREY_LOW) * clamped);
+}
+
+/** Outline row `index` and column `index` of a rows × cols heatmap on `overlay` (a canvas over it); -1: none. */
+export function outlineToken(overlay, index, rows, cols) {
+  const context = overlay.getContext("2d");
+  context.clearRect(0, 0, overlay.width, overlay.height);
+  if (index < 0 || index >= rows) return;
+  const cellW = overlay.width / cols;
+  const cellH = overlay.height / rows;
+  context.lineWidth = 2;
+  context.strokeStyle = "#ff7f0e";
+  context.strokeRect(0, index * cellH, overlay.width, Math.max(cellH, 1));
+  if (index < cols) {
+    context.strokeStyle = "#e377c2";
+    context.strokeRect(index * cellW, 0, Math.max(cellW, 1), overlay.height);
+  }
 }
 
 /** Draw n × n bytes (0-255) starting at `offset` of `bytes`: one thumbnail of the server's (L, H, n, n). */
