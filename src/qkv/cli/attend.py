@@ -26,14 +26,17 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO, Literal
 
+from qkv.cli import progress
 from qkv.cli.errors import UserError, resolve_index
 from qkv.cli.output import check_writable, emit
 from qkv.errors import check_text
+from qkv.threads import use_threads
 
 if TYPE_CHECKING:
     from qkv.data.trace import AttentionTrace
 
 FORMATS = ("terminal", "png", "svg", "html", "json")
+PAGE_NOTICE_WEIGHTS = 5_000_000  # attention weights from which writing the HTML page takes about a second
 SUFFIXES = {".png": "png", ".svg": "svg", ".html": "html", ".htm": "html", ".json": "json", ".txt": "terminal"}
 
 
@@ -85,11 +88,10 @@ def run(args: argparse.Namespace) -> int:
     kind = _format(args.format, args.output)
     if kind == "png" and args.output is None:
         raise UserError("--format png writes a file: give it with -o FILE.png")
-    import torch
-
+    progress.loading(args.model)
     # One forward pass of one text is small work; a second thread only adds waiting, and on a busy machine
     # PyTorch's idle threads spin against the one that works (BENCHMARKS.md, inspection).
-    torch.set_num_threads(1)
+    use_threads(1)
     from qkv.pretrained import load
 
     loaded = load(args.model)  # a run, a known name, a Hugging Face directory or a .gguf: one handle
@@ -104,6 +106,8 @@ def run(args: argparse.Namespace) -> int:
     one_head = kind == "terminal" or (kind in ("png", "svg") and args.head is not None)
     layer = config.layers - 1 if args.layer is None and one_head else args.layer
     layers = None if layer is None else [layer]  # --layer narrows the capture; without it, every layer
+    tokens, parameters = len(loaded.encode(args.text)), sum(p.numel() for p in loaded.model.parameters())
+    progress.forward(f"tracing {tokens} tokens through {args.model}", parameters, tokens)
     result = trace(loaded, args.text, layers=layers)
     if kind == "terminal":
         _terminal(result, args, layer)
@@ -112,6 +116,8 @@ def run(args: argparse.Namespace) -> int:
     elif kind == "html":
         from qkv.render.html import trace_html
 
+        if result.weights.numel() >= PAGE_NOTICE_WEIGHTS:
+            progress.say(f"writing the page: {_maps(result)}")
         emit(args.output, trace_html(result, layer=layer, head=args.head))
     else:
 
@@ -158,7 +164,15 @@ def _picture(result: AttentionTrace, args: argparse.Namespace, kind: str, layer:
 
     image_format: Literal["png", "svg"] = "svg" if kind == "svg" else "png"
     if args.head is not None:
+        progress.say(f"drawing the arcs of layer {layer}, head {args.head}")
         picture = arc_diagram(result, layer=layer, head=args.head, format=image_format)
     else:
+        progress.say(f"drawing {_maps(result)}")
         picture = heatmap_grid(result, format=image_format)
     emit(args.output, picture)
+
+
+def _maps(result: AttentionTrace) -> str:
+    """``the heatmaps of 6 layers × 12 heads, 16 tokens each``: what a grid or a page shows."""
+    layers, heads, tokens = result.weights.shape[:3]
+    return f"the heatmaps of {layers} layers × {heads} heads, {tokens} tokens each"

@@ -37,10 +37,12 @@ import sys
 from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
+from qkv.cli import progress
 from qkv.cli.errors import UserError, resolve_index
 from qkv.cli.output import columns, wrap
 from qkv.cli.train import parse_seed
 from qkv.errors import check_text
+from qkv.threads import decode_threads, use_threads
 
 if TYPE_CHECKING:
     import torch
@@ -153,11 +155,14 @@ def run(args: argparse.Namespace) -> int:
             f"({language_models}), or look inside it with: qkv attend TEXT --model {name}"
         )
     _sampling(args, 0.0)  # the sampling flags are checked now; the default temperature depends on the model
+    progress.loading(name)
     import torch
 
     from qkv.pretrained import load
 
     model = load(name, dtype=dtype)
+    parameters = sum(p.numel() for p in model.model.parameters())
+    use_threads(decode_threads(parameters))  # one thread for a small model: as fast, and far faster when busy
     if not model.is_causal:
         raise UserError(f"{name} is an encoder and writes no text; generate with a language model (smollm2)")
     chat = model.chat_template is not None and not args.raw
@@ -168,6 +173,7 @@ def run(args: argparse.Namespace) -> int:
     layer = model.config.layers - 1
     if args.attention_layer is not None:
         layer = resolve_index("--attention-layer", args.attention_layer, model.config.layers, "layers")
+    progress.forward(f"reading the prompt ({len(ids)} tokens)", parameters, len(ids))
     if not chat:
         sys.stdout.write(args.prompt)
     if args.show_attention is not None:

@@ -6,6 +6,9 @@ checkpoints) print one line on stderr and exit with status 2; nothing prints a t
 error names the flag that set the field (``--lr``, not ``TrainConfig.learning_rate``): a subcommand declares
 its flags' fields as ``flag_names`` (:func:`qkv.cli.from_config.speak_in_flags`). ``qkv`` alone lists the
 commands and says where to start.
+
+Before anything imports PyTorch, :func:`qkv.threads.choose_wait_policy` shortens how long OpenMP's idle threads
+spin (unless the user set how they wait), so that a busy machine slows the commands down gracefully.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from collections.abc import Sequence
 from qkv._version import __version__
 from qkv.cli.from_config import speak_in_flags
 from qkv.errors import InputError
+from qkv.threads import choose_wait_policy
 
 # Subcommand modules, imported only when the parser is built (they import torch lazily themselves).
 SUBCOMMANDS = (
@@ -51,6 +55,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    choose_wait_policy()  # first: libgomp reads it once, when PyTorch is imported
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -50,10 +50,10 @@ def run(args: argparse.Namespace) -> int:
 
     if args.html is not None:
         check_writable(Path(args.html))  # before any work: one line, exit 2
-    import torch
+    from qkv.threads import use_threads
 
     # Small tensors: one thread is faster, and far faster on a busy machine (see `qkv attend`).
-    torch.set_num_threads(1)
+    use_threads(1)
     from qkv.article.tour import make_tour, needs_model_trace
 
     model_trace = _minilm_trace() if needs_model_trace(args.part) else None
@@ -62,7 +62,9 @@ def run(args: argparse.Namespace) -> int:
         print("\n".join(tour.lines()))
         return 0
     from qkv.article.tour_page import tour_html
+    from qkv.cli.progress import say
 
+    say("drawing the page's figures")
     emit(args.html, tour_html(tour, draw=draw_figure, views=figure_views(tour.lang)))
     return 0
 
@@ -70,9 +72,11 @@ def run(args: argparse.Namespace) -> int:
 def _minilm_trace() -> AttentionTrace:
     """The article's sentence through the whole of MiniLM: what Part 4's stacking section reads."""
     from qkv.article.vectors import SENTENCE
+    from qkv.cli.progress import loading
     from qkv.inspection.trace import trace
     from qkv.pretrained import load
 
+    loading("minilm")
     return trace(load("minilm"), SENTENCE)
 
 

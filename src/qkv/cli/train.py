@@ -29,6 +29,7 @@ from qkv.cli.output import columns, wrap
 
 DEFAULT_PRESET = "small"
 DEFAULT_TOKENIZER = "char"
+BPE_NOTICE_CHARACTERS = 2_000_000  # a corpus from which training a BPE tokenizer (and encoding) takes a second
 
 
 def causal_presets() -> dict[str, Any]:
@@ -366,6 +367,8 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     else:
         corpus = read_corpus(args.corpus) if args.corpus else default_corpus()
         kind: Any = args.tokenizer or DEFAULT_TOKENIZER
+        if kind == "bpe" and len(corpus.text) >= BPE_NOTICE_CHARACTERS:  # seconds of silence otherwise
+            say(f"training a BPE tokenizer on {len(corpus.text):,} characters…")
         tokenizer = train_tokenizer(kind, corpus.text, args.vocab)
         model_config = dataclasses.replace(_model_config(args), vocab_size=tokenizer.vocab_size)
         config = _train_config(args, None)
