@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Iterator
+from collections import Counter
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from typing import Any, Literal, get_args, get_origin, get_type_hints
 
 import pytest
@@ -18,8 +20,11 @@ from qkv.attention import implementation
 from qkv.errors import InputError
 from qkv.generation import SamplingConfig, decode_one_token, fast_decoder, generate, generate_uncached
 from qkv.generation.fast_decoder import COMPUTES, FastDecoder, supports
+from qkv.inspection import capture_attention
 from qkv.model import Transformer, TransformerConfig, preset
 from qkv.shapes import ShapeError
+
+KernelCalls = Callable[[], AbstractContextManager[Counter[str]]]  # the conftest's kernel_calls
 
 VOCAB, CONTEXT = 23, 16
 
@@ -241,29 +246,45 @@ def test_generate_falls_back_to_the_transformer_for_unsupported_models(name: str
     assert fast_steps == [] and got == tokens(generate(model, prompt, 2 * CONTEXT, greedy, decode=decode_one_token))
 
 
-def test_a_capture_hook_a_batch_of_two_or_dropout_in_training_keep_the_transformer(fast_steps: list[int]) -> None:
+def test_a_batch_of_two_or_dropout_in_training_keep_the_transformer(fast_steps: list[int]) -> None:
     model = model_for("gpt2 tiny (tied head)")
-    batch = torch.tensor([[3, 1, 4], [1, 5, 9]])
-    tokens(generate(model, batch, 4))
+    tokens(generate(model, torch.tensor([[3, 1, 4], [1, 5, 9]]), 4))
     assert fast_steps == []
-    attention = model.blocks[0].attention
-    attention.weights_hook = lambda weights: None
-    try:
-        assert not supports(model)
-        tokens(generate(model, batch[:1], 4))
-        assert fast_steps == []
-    finally:
-        attention.weights_hook = None
     dropping = Transformer(preset("tiny", vocab_size=VOCAB, context=CONTEXT, dropout=0.1))
     assert not supports(dropping.train()) and supports(dropping.eval())
 
 
-def test_the_exact_attention_path_keeps_the_transformer_and_picks_the_same_tokens(fast_steps: list[int]) -> None:
+@pytest.mark.parametrize("name", ["gpt2 tiny (tied head)", "llama with grouped-query attention"])
+def test_a_capture_point_takes_the_same_weights_from_the_fast_decoder_as_from_the_transformer(
+    name: str, fast_steps: list[int]
+) -> None:
+    """Every call through a hooked layer hands over its weights (1, H, T, S): the prompt's, each step's, and a
+    crop's prefill; the fast decoder's equal the Transformer's, whose exact path is the reference."""
+    model, prompt, greedy = model_for(name), torch.tensor([[3, 1, 4]]), SAMPLINGS["greedy"]
+    runs = {}
+    for path, decode in (("fast", None), ("modules", decode_one_token)):
+        with capture_attention(model, [0, -1]) as records:
+            chosen = tokens(generate(model, prompt, 2 * CONTEXT, greedy, decode=decode))
+        runs[path] = chosen, records
+    assert len(fast_steps) == 2 * CONTEXT  # the fast run stayed fast, hooks and all
+    (fast_tokens, fast), (module_tokens, modules) = runs["fast"], runs["modules"]
+    assert fast_tokens == module_tokens
+    for layer in fast:
+        assert [w.shape for w in fast[layer]] == [w.shape for w in modules[layer]]
+        assert fast[layer][0].shape[2] == 3 and fast[layer][1].shape[2] == 1  # the prompt, then one new query
+        for mine, reference in zip(fast[layer], modules[layer], strict=True):
+            torch.testing.assert_close(mine, reference, atol=1e-5, rtol=1e-4)
+            torch.testing.assert_close(mine.sum(dim=-1), torch.ones(mine.shape[:-1]))
+    assert model.blocks[0].attention.weights_hook is None  # the capture ended with its block
+
+
+def test_the_exact_attention_path_runs_in_the_fast_decoder_and_picks_the_same_tokens(
+    fast_steps: list[int], kernel_calls: KernelCalls
+) -> None:
     model, prompt, greedy = model_for("gpt2 tiny (tied head)"), torch.tensor([[3, 1, 4]]), SAMPLINGS["greedy"]
-    with implementation("exact"):
-        assert not supports(model)
+    with implementation("exact"), kernel_calls() as calls:
         exact = tokens(generate(model, prompt, 2 * CONTEXT, greedy))
-    assert fast_steps == [] and supports(model)
+    assert len(fast_steps) == 2 * CONTEXT and calls["fused"] == 0 and calls["exact"] > 0
     assert exact == tokens(generate(model, prompt, 2 * CONTEXT, greedy))
 
 

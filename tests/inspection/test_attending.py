@@ -1,6 +1,7 @@
 """What each generated token attends to: the row captured in its decode step equals the last row of a full
-forward pass over the text so far (every position scheme, across crops); the tokens are those `generate` picks;
-the prompt's prefill is never captured; SmolLM2's tokens are its fast twin's."""
+forward pass over the text so far (every position scheme, across crops, through the fast decoder where it runs);
+the tokens are those `generate` picks; the prompt's prefill is never captured; SmolLM2's tokens are its fast
+twin's."""
 
 from __future__ import annotations
 
@@ -71,13 +72,18 @@ def test_capturing_attention_does_not_change_the_tokens(positions: str) -> None:
     assert [step.token for step in attending(model, 3 * CONTEXT, seed=9)] == [int(t[0]) for t in plain]
 
 
-def test_only_the_decode_steps_are_captured_never_the_prompt(kernel_calls: KernelCalls) -> None:
-    model = random_model("rope")
+@pytest.mark.parametrize("positions", ["rope", "alibi"])  # the fast decoder, and the Transformer (ALiBi)
+def test_only_the_decode_steps_are_captured_never_the_prompt(positions: str, kernel_calls: KernelCalls) -> None:
+    model = random_model(positions)
     with kernel_calls() as calls:
         steps = attending(model, 2 * CONTEXT, seed=1)
     assert len(steps) == 2 * CONTEXT
-    assert calls["exact"] == len(steps)  # one exact call per token, in the captured layer: no prefill, crops included
-    assert calls["fused"] > calls["exact"]  # the prefills and every other layer took the fused path
+    crops = len({step.start for step in steps}) - 1  # each crop moves the window's start
+    assert crops > 0
+    # One exact call per token in the captured layer, and one per crop (its prefill runs while a token is read
+    # back in); the prompt's prefill and every other layer took the fused path.
+    assert calls["exact"] == len(steps) + crops
+    assert calls["fused"] > calls["exact"]
 
 
 def test_generation_ends_before_a_stop_token_which_is_not_yielded() -> None:

@@ -20,9 +20,12 @@ grouped-query attention). :data:`COMPUTES` lists, field by field of the config, 
 types, a normalised embedding, dropout in training, a config field not classified yet) stays on the Transformer.
 
 It computes what the Transformer computes — the tests hold it to the Transformer's logits (1e-5 in float32)
-and to its tokens — so the Transformer stays the readable reference, and everything that inspects a model
-(captured attention weights, traces) uses the Transformer: a model with a capture hook set is not supported,
-nor is any model while the exact attention path is chosen (``qkv.attention.implementation("exact")``).
+and to its tokens — so the Transformer stays the readable reference. Attention is inspected the way the
+Transformer is: a layer whose capture point is set (``SelfAttention.weights_hook``, as
+:func:`~qkv.inspection.capture.capture_attention` sets it) runs the exact path
+(:func:`~qkv.attention.kernels.exact_attention`) and hands its weights ``(1, H, T, S)`` to the hook, and every
+layer runs it while the exact implementation is chosen (``qkv.attention.implementation("exact")``); the other
+layers call PyTorch's fused kernel.
 
 Shapes (batch 1 throughout): ``T`` new positions, ``S`` cached + new positions, ``H`` query heads, ``G``
 key/value heads, ``K`` head width, ``D`` model width, ``V`` vocabulary.
@@ -41,7 +44,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from qkv.attention import masks
-from qkv.attention.kernels import SDPA_HAS_GQA, current_implementation
+from qkv.attention.kernels import SDPA_HAS_GQA, current_implementation, exact_attention
 from qkv.attention.layer import SelfAttention
 from qkv.attention.positions import LearnedPositions, RotaryPositions, SinusoidalPositions, rotate
 from qkv.errors import InputError
@@ -88,29 +91,22 @@ COMPUTES: dict[str, tuple[object, ...] | None] = {
 def supports(model: Transformer) -> bool:
     """Whether :class:`FastDecoder` computes ``model`` exactly: every field of its config takes a value
     :data:`COMPUTES` lists (a pre-norm, causal decoder with an LM head whose positions are none, learned,
-    sinusoidal or RoPE, with no token types and no embedding norm), no dropout is active, no attention capture
-    hook is set, the fused attention path is chosen (the exact one runs in the Transformer), and PyTorch's
+    sinusoidal or RoPE, with no token types and no embedding norm), no dropout is active, and PyTorch's
     attention shares key/value heads itself if the model has fewer of them than query heads."""
     c: TransformerConfig = model.config
     if {field.name for field in dataclasses.fields(c)} != COMPUTES.keys():
         return False  # a field nobody has classified yet
     computed = all(allowed is None or getattr(c, name) in allowed for name, allowed in COMPUTES.items())
     dropping = model.training and c.dropout > 0
-    hooked = any(isinstance(m, SelfAttention) and m.weights_hook is not None for m in model.modules())
     grouped = c.attention.groups != c.heads
-    return (
-        computed
-        and not dropping
-        and not hooked
-        and current_implementation() == "fused"
-        and (SDPA_HAS_GQA or not grouped)
-    )
+    return computed and not dropping and (SDPA_HAS_GQA or not grouped)
 
 
 @dataclass(frozen=True)
 class _Layer:
     """One block's weights, as the model holds them (bound ``forward`` methods skip ``nn.Module.__call__``)."""
 
+    capture_point: SelfAttention  # its weights_hook, when set, takes this layer's attention weights
     attention_norm: Norm  # (T, D) → (T, D)
     input_dtype: torch.dtype | None  # what the projections multiply in (bfloat16 for lower precisions), if not x's
     to_q: Projection
@@ -142,7 +138,7 @@ class FastDecoder:
     def __init__(self, model: Transformer, capacity: int) -> None:
         if not supports(model):
             raise InputError(
-                "FastDecoder runs pre-norm causal decoders (no ALiBi, token types, capture hooks or exact attention; "
+                "FastDecoder runs pre-norm causal decoders (no ALiBi, token types or embedding norm; "
                 "fast_decoder.COMPUTES lists the config values it computes); use the Transformer"
             )
         config = model.config
@@ -156,6 +152,7 @@ class FastDecoder:
             attention, mlp = block.attention, block.mlp
             self.layers.append(
                 _Layer(
+                    capture_point=attention,
                     attention_norm=norm_function(block.attention_norm),
                     input_dtype=getattr(attention.to_q, "input_dtype", None),
                     to_q=_projection(attention.to_q),
@@ -213,6 +210,7 @@ class FastDecoder:
         mask = None
         if T > 1 and start > 0:  # new queries see every cached key and the new keys up to their own position
             mask = masks.causal(T, end, device=ids.device)  # (T, S)
+        exact = current_implementation() == "exact"
         rope = None if self.rope is None else (self.rope[0][start:end], self.rope[1][start:end])  # (T, K) twice
         x = self.embed(ids)  # (T, D)
         if self.positions is not None:
@@ -227,14 +225,22 @@ class FastDecoder:
             cached_keys, cached_values = self.keys[index], self.values[index]  # (1, G, capacity, K)
             cached_keys[0, :, start:end] = keys
             cached_values[0, :, start:end] = layer.to_v(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
-            attended = F.scaled_dot_product_attention(
-                queries[None],  # (1, H, T, K)
-                cached_keys[:, :, :end],  # (1, G, S, K)
-                cached_values[:, :, :end],
-                attn_mask=mask,
-                is_causal=T > 1 and start == 0,
-                **self._gqa,
-            )  # (1, H, T, K)
+            hook = layer.capture_point.weights_hook
+            if hook is not None or exact:  # the readable path, which returns the weights
+                attended, weights = exact_attention(
+                    queries[None], cached_keys[:, :, :end], cached_values[:, :, :end], causal=True
+                )  # (1, H, T, K), (1, H, T, S)
+                if hook is not None:
+                    hook(weights)
+            else:
+                attended = F.scaled_dot_product_attention(
+                    queries[None],  # (1, H, T, K)
+                    cached_keys[:, :, :end],  # (1, G, S, K)
+                    cached_values[:, :, :end],
+                    attn_mask=mask,
+                    is_causal=T > 1 and start == 0,
+                    **self._gqa,
+                )  # (1, H, T, K)
             x = x + layer.to_out(attended[0].transpose(0, 1).reshape(T, H * K))  # (T, D)
             h = layer.mlp_norm(x)
             h = h if layer.input_dtype is None else h.to(layer.input_dtype)

@@ -11,8 +11,8 @@ caller passes another): a caller can wrap that step to watch each token go throu
 At batch 1, when the caller passes no step of its own, :func:`generate` runs the Transformer's fast twin
 (:class:`~qkv.generation.fast_decoder.FastDecoder`: the same operations on the same weights, without the module
 calls) for every model it computes exactly (:func:`~qkv.generation.fast_decoder.supports`: pre-norm causal
-decoders such as GPT-2's and Llama's, with no capture hook set). Passing ``decode=decode_one_token`` keeps
-generation on the module tree.
+decoders such as GPT-2's and Llama's). Both honour the layers' capture points, so attention can be watched on
+either. Passing ``decode=decode_one_token`` keeps generation on the module tree.
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def generate(
     *,
     generator: torch.Generator | None = None,
     decode: DecodeStep | None = None,
+    on_logits: Callable[[Tensor], None] | None = None,
 ) -> Iterator[Tensor]:
     """Yield ``max_new_tokens`` new tokens ``(B,)``, one at a time (for streaming).
 
@@ -68,6 +69,8 @@ def generate(
     When the context fills up, the oldest half is dropped and the rest is prefilled again (positions are
     absolute, so the cache cannot simply slide); the newest token is left out of that prefill and goes
     through ``decode`` like every other.
+
+    ``on_logits``, if given, receives the logits ``(B, V)`` each new token is drawn from, just before it is drawn.
     """
     if prompt.dim() != 2 or prompt.shape[1] == 0:
         raise ShapeError(f"the prompt must be token ids (B, T) with T >= 1, got {tuple(prompt.shape)}")
@@ -85,6 +88,8 @@ def generate(
     # The positions this generation reaches, if it never crops: a Llama's context is thousands of positions.
     logits = steps.start(window, min(context, prompt.shape[1] + max_new_tokens))  # (B, V)
     for _ in range(max_new_tokens):
+        if on_logits is not None:
+            on_logits(logits)
         token = sample_next(logits, sampling, generator)  # (B,)
         yield token
         window = torch.cat([window, token[:, None]], dim=1)  # (B, T + 1)

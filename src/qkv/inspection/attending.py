@@ -4,11 +4,12 @@
     for step in generate_attending(model, prompt_ids, 20, layer=-1):
         step.token, step.top(3)          # its id; [(key index, weight), …] over the earlier tokens
 
-Generation stays :func:`qkv.generation.generate` (prefill, then one cached step per token). Only its decode
-step is wrapped: while a new token is read back in, the chosen layer's capture point
-(``SelfAttention.weights_hook``) is set, so that layer computes that one query row by the exact path against
-the cached keys (RoPE already applied to them, ALiBi's bias and the causal mask included), equal to the fused
-path's output to float rounding. The prompt's prefill is never captured.
+Generation stays :func:`qkv.generation.generate` (prefill, then one cached step per token, through the fast
+decoder where it computes the model). While it reads each new token back in, and only then, the chosen layer's
+capture point (``SelfAttention.weights_hook``) is set, so that layer computes that one query row by the exact
+path against the cached keys (RoPE already applied to them, ALiBi's bias and the causal mask included), equal
+to the fused path's output to float rounding. The prompt's prefill is never captured, and between tokens the
+model is left as it was, free for other work.
 
 A token's weights are its own row: what it attends to when it is read back in to predict the next token, as
 ``qkv attend`` would show its row for the text so far. When the context fills up and generation crops, the
@@ -17,14 +18,13 @@ keys are the kept window: ``keys`` always lists the tokens the row covers, endin
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
 
-from qkv.attention.kv_cache import KVCache
 from qkv.errors import InputError
-from qkv.generation import GREEDY, SamplingConfig, decode_one_token, generate
+from qkv.generation import GREEDY, SamplingConfig, generate
 from qkv.inspection.capture import capture_attention, layer_numbers
 from qkv.model.transformer import Transformer
 from qkv.shapes import Tensor
@@ -73,37 +73,31 @@ def generate_attending(
     generator: torch.Generator | None = None,
     layer: int = -1,
     stop_ids: Sequence[int] = (),
+    on_logits: Callable[[Tensor], None] | None = None,
 ) -> Iterator[AttendedToken]:
     """Generate like :func:`qkv.generation.generate` (batch 1) and yield each new token with its row in ``layer``.
 
     ``layer`` counts from 0, or from the end when negative (-1: the last layer). Generation ends before a
     token in ``stop_ids`` (an end-of-turn token), which is not yielded. Each token is yielded once its row is
     known, that is once the next token has been chosen: the stream runs one step behind ``generate``.
+    ``on_logits`` receives the logits ``(1, V)`` each token is drawn from (:func:`qkv.generation.generate`'s).
     """
     (chosen,) = layer_numbers(model, [layer])
-    rows: list[Tensor] = []
-
-    def decode(network: Transformer, token: Tensor, cache: list[KVCache]) -> Tensor:
-        with capture_attention(network, [chosen]) as records:
-            logits = decode_one_token(network, token, cache)
-        (weights,) = records[chosen]  # (B, H, 1, S): one call, one new query
-        rows.append(weights[0, :, -1].float())  # (H, S)
-        return logits
-
     sequence = [int(i) for i in prompt]
     stops = {int(i) for i in stop_ids}
     ids = torch.tensor([sequence], dtype=torch.long, device=next(model.parameters()).device)  # (1, T)
-    read_back = False  # whether the newest token in ``sequence`` is a generated one awaiting its row
-    for new in generate(model, ids, max_new_tokens, sampling, generator=generator, decode=decode):
-        if read_back:
-            yield _attended(sequence, rows.pop(), chosen)
+    tokens = generate(model, ids, max_new_tokens, sampling, generator=generator, on_logits=on_logits)
+    new = next(tokens, None)  # the prefill and the first token: no row is captured
+    while new is not None:
         token = int(new[0])
         if token in stops:
             return
         sequence.append(token)
-        read_back = True
-    if read_back:  # generate read its last token back in before it finished
-        yield _attended(sequence, rows.pop(), chosen)
+        # Asking for the next token reads this one back in (a crop's prefill may come first: the last call is it).
+        with capture_attention(model, [chosen]) as records:
+            new = next(tokens, None)
+        weights = records[chosen][-1]  # (1, H, 1, S): one new query
+        yield _attended(sequence, weights[0, :, -1].float(), chosen)
 
 
 def _attended(sequence: Sequence[int], row: Tensor, layer: int) -> AttendedToken:

@@ -1,8 +1,8 @@
 """``POST /api/generate``: tokens stream out as NDJSON, each with its attention row in one layer.
 
 A :class:`Generation` wraps :func:`qkv.inspection.generate_attending` (the library's generation, with the
-chosen layer's row captured for every new token) and adds the probabilities the token was drawn from, read
-from the model's output layer by a forward hook. Each :meth:`Generation.step` runs in the worker and yields
+chosen layer's row captured for every new token) and adds the probabilities the token was drawn from (the
+logits generation hands to ``on_logits``). Each :meth:`Generation.step` runs in the worker and yields
 one token; :class:`TokenStream` asks for the next step only while the client is still there, so a client that
 goes away stops the model within one token.
 
@@ -90,6 +90,7 @@ class Generation:
             raise RequestError("the prompt has no tokens; give at least one character")
         if len(self.prompt) > limit:
             raise RequestError(f"the prompt is {len(self.prompt)} tokens; {loaded.name} reads at most {limit} here")
+        self._logits: list[Tensor] = []  # the logits each token was drawn from: token i comes from [i]
         generator = torch.Generator().manual_seed(request.seed)
         self._steps: Iterator[AttendedToken] = generate_attending(
             network,
@@ -99,8 +100,8 @@ class Generation:
             generator=generator,
             layer=self.layer,
             stop_ids=loaded.stop_ids,
+            on_logits=self._record,
         )
-        self._logits: list[Tensor] = []  # the output layer's last logits, one per call: token i comes from [i]
         self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         self.made = 0
 
@@ -121,13 +122,7 @@ class Generation:
 
     def step(self) -> dict[str, Any] | None:
         """The next token's line, or ``None`` when generation has ended (call in the worker)."""
-        head = self.loaded.network.lm_head
-        assert head is not None  # a causal language model (checked when made)
-        handle = head.register_forward_hook(self._record)
-        try:
-            attended = next(self._steps, None)
-        finally:
-            handle.remove()
+        attended = next(self._steps, None)
         if attended is None:
             return None
         index = self.made
@@ -149,8 +144,8 @@ class Generation:
             ],
         }
 
-    def _record(self, module: torch.nn.Module, inputs: object, output: Tensor) -> None:
-        self._logits.append(output.detach()[0, -1])  # (V,): the last position's logits
+    def _record(self, logits: Tensor) -> None:
+        self._logits.append(logits[0])  # (V,): what the next token is drawn from
 
     def close(self) -> None:
         close = getattr(self._steps, "close", None)
