@@ -9,7 +9,7 @@
 * generate: ``POST /api/generate`` (SmolLM2, greedy, ``--generate-tokens`` tokens): the first token line's
   seconds after the request, and the seconds per token after it, against plain decoding of the same tokens in
   this process (``Model.stream``: the fast decoder, one torch thread like the server's worker) and through the
-  model's modules (``qkv.generation.generate`` with ``decode_one_token``, the path the stream's capture wraps),
+  model's modules (``qkv.generation.generate`` with ``decode_one_token``, the slower path kept for comparison),
   each round once each. The stream must write the same tokens as plain decoding, or nothing is timed.
 * browser: Debian's Chromium (Playwright) opens the page, traces a ``--browser-tokens``-token text through
   MiniLM, switches heads and hovers tokens; the page's own ``performance.now()`` timings of each
@@ -373,7 +373,7 @@ STREAM, FAST, MODULES = "server stream (capture, NDJSON)", "plain: Model.stream 
 def generate_cases(server: Server, config: Config) -> dict[str, Callable[[], Decoded]]:
     """Three ways to decode the same tokens: the server's stream, and plainly in this process (one torch thread,
     as the server's worker): :meth:`Model.stream` (the fast decoder) and the model's modules
-    (``decode_one_token``, the path the stream's capture runs through)."""
+    (``decode_one_token``, the Transformer's own path, kept for comparison)."""
     import torch
 
     from qkv.generation import GREEDY, decode_one_token, generate

@@ -69,6 +69,7 @@ def test_the_page_is_self_contained_with_no_url_of_any_kind(toy: AttentionTrace)
     assert EXTERNAL.search(document) is None
     tags = {tag for tag, _ in parse(document).tags}
     assert not tags & {"link", "img", "iframe", "object", "embed"}
+    assert '<h1 class="qkv-title">toy' in document and "<h1" not in trace_fragment(toy)  # a page's title, not a cell's
 
 
 def test_the_embedded_data_is_the_trace_exactly_with_its_metrics(toy: AttentionTrace) -> None:

@@ -236,6 +236,7 @@ def test_axe_finds_no_serious_violation(opened: Any, pages: dict[str, Path], nam
         serious = [v for v in results.response["violations"] if v["impact"] in ("serious", "critical")]
         report = [f"{v['id']} ({v['impact']}): {v['help']} — {[n['target'] for n in v['nodes'][:3]]}" for v in serious]
         assert not serious, f"{scheme}: " + "; ".join(report)
+        assert "page-has-heading-one" not in {v["id"] for v in results.response["violations"]}
 
 
 # -- qkv tour --html -------------------------------------------------------------------------------------------

@@ -253,6 +253,7 @@ def trace_fragment(
     lang: str = "en",
     assets: bool = True,
     fallback: str | None = None,
+    heading: int | None = None,
 ) -> str:
     """A ``<div>`` showing ``trace``, at most ``max_bytes`` long (UTF-8); it starts on ``layer`` (the last captured
     by default) and ``head`` (``None``: the mean of the heads), in ``lang`` (``"en"`` or ``"es"``).
@@ -260,7 +261,8 @@ def trace_fragment(
     ``compact`` leaves out the grid of heads and the heatmap. ``assets=False`` leaves out the style and the
     script (:func:`view_style`, :func:`view_script`), for a page that carries them once for several views, the
     script after the last. ``fallback`` (HTML, e.g. a picture) replaces the summary shown without JavaScript; it
-    stays, folded, once the view runs."""
+    stays, folded, once the view runs. ``heading`` (1–6) makes the view's title a heading of that level, as the
+    title of a page or of a section (``None``: plain text, for a notebook cell)."""
     index = trace.layer_index(layer)
     if head is not None and not 0 <= head < trace.heads:
         raise InputError(f"head {head} is out of range; this model has heads 0…{trace.heads - 1}")
@@ -268,6 +270,7 @@ def trace_fragment(
     title = html.escape(
         (f"{trace.model} · " if trace.model else "") + say["view.title"].format(tokens=len(trace.tokens))
     )
+    tag = "div" if heading is None else f"h{min(max(heading, 1), 6)}"
     if fallback is None:
         static = _static_summary(trace, index, head, say)
     else:
@@ -293,7 +296,7 @@ def trace_fragment(
         held = f'<div class="qkv-note">{html.escape(note)}</div>\n' if note else ""
         return (
             f'<div class="qkv-trace" lang="{lang}">\n{style}'
-            f'<div class="qkv-title">{title}</div>\n'
+            f'<{tag} class="qkv-title">{title}</{tag}>\n'
             f'<div class="qkv-text">{html.escape(trace.text)}</div>\n'
             f"{static}\n{held}"
             '<div class="qkv-controls">'
@@ -327,7 +330,7 @@ def trace_html(
 ) -> str:
     """A whole HTML page showing ``trace`` (see :func:`trace_fragment`), with the grid of heads and the heatmap."""
     title = html.escape(f"qkv attention · {trace.model}" if trace.model else "qkv attention")
-    view = trace_fragment(trace, layer=layer, head=head, compact=False, max_bytes=max_bytes - 420, lang=lang)
+    view = trace_fragment(trace, layer=layer, head=head, compact=False, max_bytes=max_bytes - 420, lang=lang, heading=1)
     return (
         f'<!DOCTYPE html>\n<html lang="{lang}">\n<head>\n<meta charset="utf-8">\n'
         '<meta name="color-scheme" content="light dark">\n'
