@@ -1,9 +1,12 @@
-"""Shared fixtures for the core's tests: a fixed seed, and a count of the attention kernels that ran."""
+"""Shared fixtures: a fixed seed, a count of the attention kernels that ran, and one headless Chromium for the
+browser tests (one Playwright per test session: two at once cannot share Python's event loop)."""
 
 from __future__ import annotations
 
+import os
 from collections import Counter
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -54,3 +57,38 @@ def kernel_calls() -> type[KernelCalls]:
     """``with kernel_calls() as calls:`` counts which attention kernels ran: a test's proof that the path it
     chose with ``qkv.attention.implementation`` (or a capture hook) is the one that ran."""
     return KernelCalls
+
+
+CHROMIUM = os.environ.get("QKV_CHROMIUM", "/usr/bin/chromium")  # Debian's, which `make setup` installs
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+def unavailable(reason: str) -> None:
+    """Skip with a one-line reason on a developer's machine; fail under CI, which must run the browser tests."""
+    if os.environ.get("CI"):
+        pytest.fail(f"{reason} (CI is set: the browser tests must run)", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    """Chromium through Playwright's sync API (never `playwright install`: the system's Chromium), shared by
+    every browser test of the session."""
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        unavailable("playwright is not installed (pip install playwright; never `playwright install`)")
+    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
+        unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import io
 import math
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,26 +32,9 @@ from qkv.render.scale import head_scales
 pytestmark = pytest.mark.slow  # drives a real Chromium
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("QKV_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = ROOT / "build" / "pages"
 VIRIDIS = np.round(matplotlib.colormaps["viridis"](np.linspace(0.0, 1.0, 256))[:, :3] * 255).astype(int)  # (256, 3)
 GREY_LOW, GREY_HIGH = 40, 230  # a sink column's grey at 0 and at 1 (heatmap.js)
-
-
-def unavailable(reason: str) -> None:
-    """Skip with a one-line reason on a developer's machine; fail under CI, which must run these tests."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: the browser tests must run)", pytrace=False)
-    pytest.skip(reason)
 
 
 def run_cli(argv: list[str]) -> None:
@@ -75,20 +57,6 @@ def pages(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     run_cli(["attend", SENTENCE, "--model", "minilm", "--format", "html", "-o", str(folder / "attend.html")])
     run_cli(["tour", "--quick", "--html", str(folder / "tour.html")])
     return {"attend": folder / "attend.html", "tour": folder / "tour.html"}
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install playwright; never `playwright install`)")
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Opened:

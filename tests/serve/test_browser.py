@@ -32,16 +32,6 @@ import pytest
 pytestmark = pytest.mark.slow  # drives a real Chromium
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM = os.environ.get("QKV_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 SCREENSHOTS = Path(os.environ.get("QKV_SCREENSHOTS", str(ROOT / "build" / "explorer")))
 # The ones docs/explorer.md shows: only these are written when QKV_SCREENSHOTS names the docs' folder.
 DOCUMENTED = {
@@ -51,13 +41,6 @@ DOCUMENTED = {
 LOOPBACK = {"127.0.0.1", "localhost", "[::1]", "::1"}
 SENTENCE = "The cat sat on the mat because it was tired"
 FRAME_MS = 16.0
-
-
-def unavailable(reason: str) -> None:
-    """Skip with a one-line reason on a developer's machine; fail under CI, which must run these tests."""
-    if os.environ.get("CI"):
-        pytest.fail(f"{reason} (CI is set: the browser tests must run)", pytrace=False)
-    pytest.skip(reason)
 
 
 # -- the server --------------------------------------------------------------------------------------------
@@ -117,12 +100,10 @@ def make_watched_run(folder: Path) -> None:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """The real app on a free loopback port; yields its base URL."""
-    try:
-        from qkv.serve.app import create_app
-        from qkv.serve.config import ServeConfig
-    except ImportError as error:
-        unavailable(f"qkv.serve.app is not importable yet ({error})")
     import uvicorn
+
+    from qkv.serve.app import create_app
+    from qkv.serve.config import ServeConfig
 
     runs = tmp_path_factory.mktemp("browser-runs")
     make_run(runs / "demo")
@@ -149,20 +130,6 @@ def get_json(url: str) -> Any:
 
 
 # -- the browser -------------------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="session")
-def browser() -> Iterator[Any]:
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        unavailable("playwright is not installed (pip install playwright; never `playwright install`)")
-    if not (Path(CHROMIUM).is_file() and os.access(CHROMIUM, os.X_OK)):
-        unavailable(f"no Chromium at {CHROMIUM} (apt-get install -y chromium)")
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 class Watched:
