@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from qkv.data.scale import PERCENTILE, head_scales
 from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
 from qkv.render.figures import (
@@ -26,7 +27,6 @@ from qkv.render.figures import (
     write_arc_diagram,
     write_heatmap_grid,
 )
-from qkv.render.scale import PERCENTILE, head_scales
 
 from .conftest import make_trace
 

@@ -20,10 +20,10 @@ import torch
 
 import qkv.web
 from qkv.data.metrics import head_metrics
+from qkv.data.scale import head_scales
 from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
 from qkv.render.html import MAX_PAGE_BYTES, show, trace_fragment, trace_html, view_script, view_style
-from qkv.render.scale import head_scales
 from qkv.web import module_order
 
 from .conftest import make_trace

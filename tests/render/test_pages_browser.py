@@ -26,8 +26,8 @@ import qkv
 from qkv.article.tour import make_tour
 from qkv.article.vectors import SENTENCE
 from qkv.cli.main import main
+from qkv.data.scale import head_scales
 from qkv.data.trace import AttentionTrace
-from qkv.render.scale import head_scales
 
 pytestmark = pytest.mark.slow  # drives a real Chromium
 

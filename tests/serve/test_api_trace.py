@@ -69,6 +69,13 @@ def test_every_head_is_the_library_trace_and_rows_sum_to_one(
     assert np.allclose(mean, minilm_reference.weights[2].mean(dim=0).numpy(), atol=1e-7)
 
 
+def percentile_scale(head: np.ndarray, sinks: np.ndarray) -> float:
+    """A bidirectional head's 255 (the heatmaps' scale): the nearest-rank 99th percentile of its weights ``(T, S)``
+    outside the sink columns."""
+    cells = np.sort(head[:, ~sinks].ravel())
+    return float(cells[math.ceil(0.99 * cells.size) - 1])
+
+
 def test_the_overview_metrics_and_thumbnails_are_the_trace_s(
     minilm_overview: dict[str, object], minilm_reference: AttentionTrace
 ) -> None:
@@ -81,8 +88,10 @@ def test_the_overview_metrics_and_thumbnails_are_the_trace_s(
     assert thumbs["size"] == T  # type: ignore[index]
     cells = np.frombuffer(base64.b64decode(thumbs["data"]), dtype=np.uint8).reshape(6, 12, T, T)  # type: ignore[index]
     weights = minilm_reference.weights.numpy()  # T ≤ 64: one cell per weight
-    peaks = weights.max(axis=(2, 3), keepdims=True)
-    assert np.abs(cells.astype(int) - np.round(weights / peaks * 255)).max() <= 1
+    sinks = np.array(minilm_reference.sinks)
+    scales = np.array([[percentile_scale(head, sinks) for head in layer] for layer in weights])[..., None, None]
+    assert np.abs(cells.astype(int) - np.minimum(np.round(weights / scales * 255), 255)).max() <= 1
+    assert (cells == 255).any(axis=(2, 3)).all()  # every head reaches full colour
     assert 0 <= minilm_overview["exactness"] < 1e-5  # type: ignore[operator]
 
 
@@ -98,7 +107,8 @@ def test_a_long_text_is_pooled_by_max_to_32_by_32_thumbnails_for_a_model_of_many
     # adaptive max pooling: cell (i, j) covers rows floor(i·T/n) … ceil((i+1)·T/n) − 1 (and so columns)
     bounds = [(math.floor(i * T / n), math.ceil((i + 1) * T / n)) for i in range(n)]
     pooled = np.array([[head[r0:r1, c0:c1].max() for c0, c1 in bounds] for r0, r1 in bounds])
-    assert np.abs(cells[1, 4].astype(int) - np.round(pooled / pooled.max() * 255)).max() <= 1
+    scale = percentile_scale(head, np.array(overview["sinks"]))  # of the weights, not of the pooled cells
+    assert np.abs(cells[1, 4].astype(int) - np.minimum(np.round(pooled / scale * 255), 255)).max() <= 1
 
 
 def test_thumbnails_are_64_cells_a_side_up_to_64_heads_and_32_beyond() -> None:

@@ -21,6 +21,7 @@ import torch
 
 import qkv
 from qkv.cli.main import main
+from qkv.data.scale import head_scales
 from qkv.errors import ConfigError, InputError
 from qkv.model import Transformer
 from qkv.text.tokenizers import tokenizer_from_json
@@ -37,10 +38,12 @@ WATCHED = replace(QUICK, watch=TEXT)
 
 def cells(model: Transformer, tiny: Tiny, text: str = TEXT) -> np.ndarray:
     """The expected thumbnail bytes ``(L, H, T, T)``: the model's weights for ``text`` (qkv.trace), each head
-    scaled by NumPy so that its largest weight is 255 (no pooling below 64 tokens)."""
+    shaded as its heatmap (255 at its scale, clipped above; no pooling below 64 tokens)."""
     handle = qkv.Model(model, tokenizer_from_json(tiny.tokenizer_json), name="tiny")
-    weights = qkv.trace(handle, text).weights.numpy().astype(np.float64)  # (L, H, T, S)
-    return np.round(weights / weights.max(axis=(2, 3), keepdims=True) * 255).astype(np.uint8)
+    traced = qkv.trace(handle, text)
+    weights = traced.weights.numpy().astype(np.float64)  # (L, H, T, S)
+    scales = head_scales(traced).numpy().astype(np.float64)[..., None, None]  # (L, H, 1, 1)
+    return np.minimum(np.round(weights / scales * 255), 255).astype(np.uint8)
 
 
 def stored(record: dict[str, object]) -> np.ndarray:

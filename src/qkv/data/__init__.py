@@ -8,6 +8,8 @@ them has to re-implement another's to obey the layering.
   and the token/word helpers (``token_labels``, ``word_spans``, ``word_weights``);
 - :mod:`qkv.data.metrics` — numbers that describe a head from its weights (entropy, attended distance,
   asymmetry, sink share, the strongest arrows);
+- :mod:`qkv.data.scale` — how every heatmap and thumbnail shades a head: against a high percentile of its
+  weights outside the sink tokens, so that a sink does not wash out the rest;
 - :mod:`qkv.data.thumbnails` — every head's weights as a small uint8 picture (the explorer's overview and
   ``qkv train --watch`` store the same ones);
 - :mod:`qkv.data.registry` — the known pretrained models and the default corpus, the packages that carry them

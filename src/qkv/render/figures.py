@@ -3,7 +3,7 @@
 - :func:`heatmap_grid` — every captured head: a grid of small heatmaps, one row per layer, one column per
   head; in each, row ``t`` is a token and column ``s`` the token it attends to. Token labels sit on the outer
   axes where they fit (every k-th one where they do not). Each head is shaded against its own scale
-  (:mod:`qkv.render.scale`: a high percentile of its weights outside the sink columns), so that a sink's weight
+  (:mod:`qkv.data.scale`: a high percentile of its weights outside the sink columns), so that a sink's weight
   (a causal model's first token attends to itself with 1.0) does not wash out every other row; the sink columns
   are drawn in grey against 1. Two colour bars and a line under the title say so.
 - :func:`arc_diagram` — one head: the tokens in order along a line, and an arc from each token to each token it
@@ -32,10 +32,10 @@ from typing import TYPE_CHECKING, Literal
 
 import torch
 
+from qkv.data.scale import PERCENTILE, head_scales
 from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
 from qkv.files import write_atomically
-from qkv.render.scale import PERCENTILE, head_scales
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes

@@ -9,7 +9,7 @@ layer × head grid of thumbnails:
   targets, hovering one on the right shows who attends to it (a click or the arrow keys keep a token);
 - a heatmap canvas of the same weights (row: a token, column: the token it attends to) through viridis, whose
   hovered token's row and column are outlined. Like every heatmap of qkv it is shaded against the head's scale
-  (:mod:`qkv.render.scale`), sink columns in grey against 1; so are the grid's thumbnails;
+  (:mod:`qkv.data.scale`), sink columns in grey against 1; so are the grid's thumbnails;
 - the head's entropy, attended distance, asymmetry and sink share (:mod:`qkv.data.metrics`).
 
 **Size.** A view carries at most ``max_bytes`` (``MAX_PAGE_BYTES``, 5 MB, by default), so that a long trace

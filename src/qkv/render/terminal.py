@@ -7,7 +7,7 @@
       moving ⇒ stops   0.33
 
 Each head is shaded against its scale, the 99th percentile of its weights outside the sink columns
-(:mod:`qkv.render.scale`), so that a sink does not wash out the rest; sink columns are shaded against 1.
+(:mod:`qkv.data.scale`), so that a sink does not wash out the rest; sink columns are shaded against 1.
 With ``color=True`` the cells are ANSI 256-colour background blocks; without, shade characters (``·░▒▓█``),
 so the output reads the same in a file or a pipe. The heatmap fits ``width`` columns (the terminal's width
 by default): cells shrink from two characters to one, then columns past the edge are left out, and it says so.
@@ -27,9 +27,9 @@ from qkv.data.metrics import (
     sink_share,
     strongest_arrows,
 )
+from qkv.data.scale import PERCENTILE, head_scales
 from qkv.data.trace import AttentionTrace
 from qkv.errors import InputError
-from qkv.render.scale import PERCENTILE, head_scales
 from qkv.shapes import Tensor
 
 __all__ = ["COLOR_RAMP", "render_terminal"]

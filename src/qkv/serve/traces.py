@@ -120,7 +120,7 @@ def overview(entry: TraceEntry) -> dict[str, Any]:
             "relative_asymmetry": significant(metrics.relative_asymmetry),
             "sink_share": significant(metrics.sink_share),
         },
-        "thumbs": thumbnails(result.weights, thumb_size(len(result.layers) * result.heads)),
+        "thumbs": thumbnails(result, thumb_size(len(result.layers) * result.heads)),
         "exactness": entry.exactness,
     }
 

@@ -180,7 +180,7 @@ class Watch:
             "tokens": list(result.tokens),
             "layers": L,
             "heads": H,
-            "thumbs": thumbnails(result.weights),
+            "thumbs": thumbnails(result),
             "metrics": {
                 name: _rounded(getattr(metrics, name).tolist())
                 for name in ("entropy", "distance", "asymmetry", "relative_asymmetry", "sink_share")

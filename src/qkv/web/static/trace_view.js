@@ -6,7 +6,7 @@
 // can share a page or a notebook. The view holds the matrices listed in data.held (every head of some layers, or
 // one head), float32 or uint8 (data.encoding); the menus offer only what it holds. Every head is shaded against
 // its scale: the 99th percentile of its weights outside the sink columns (and a causal trace's future), as
-// qkv.render.scale computes it; sink columns are grey against 1. Its words are data.words (i18n/<lang>.json's
+// qkv.data.scale computes it; sink columns are grey against 1. Its words are data.words (i18n/<lang>.json's
 // "view." templates).
 
 import { h } from "./dom.js";
@@ -15,7 +15,7 @@ import { HeadGrid } from "./grid.js";
 import { TokenLines, short, tokenAt } from "./lines.js";
 import { sayer } from "./words.js";
 
-export const PERCENTILE = 99; // qkv.render.scale.PERCENTILE
+export const PERCENTILE = 99; // qkv.data.scale.PERCENTILE
 export const THUMB_SIZE = 64; // a thumbnail is at most this many cells a side, as qkv.data.thumbnails
 const TINY = 1.1754943508222875e-38; // the smallest normal float32: a scale is never below it
 

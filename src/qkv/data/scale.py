@@ -2,11 +2,11 @@
 
 A head that parks most of its attention on a sink token (``[CLS]``; a causal model's first token, whose row 0 is
 a single weight of 1.0) would, shaded against its largest weight, show one dark column and an empty square.
-So every heatmap (PNG/SVG grid, terminal, HTML) shades a head's weights against its *scale*: the
-``PERCENTILE``-th percentile of the weights outside the sink columns, over the cells a token can attend to (a
-causal trace's lower triangle). Weights above it are drawn at full colour (clipped); sink columns are drawn
-apart, in grey, against 1. :attr:`AttentionTrace.sinks <qkv.data.trace.AttentionTrace.sinks>` decides which
-tokens are sinks.
+So every heatmap (PNG/SVG grid, terminal, HTML, the explorer) and every thumbnail shades a head's weights
+against its *scale*: the ``PERCENTILE``-th percentile of the weights outside the sink columns, over the cells a
+token can attend to (a causal trace's lower triangle). Weights above it are drawn at full colour (clipped); the
+heatmaps draw sink columns apart, in grey, against 1.
+:attr:`AttentionTrace.sinks <qkv.data.trace.AttentionTrace.sinks>` decides which tokens are sinks.
 """
 
 from __future__ import annotations
