@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 pytestmark = pytest.mark.slow  # drives a real Chromium
@@ -420,6 +421,39 @@ def test_inspect_lines_match_the_apis_weights(watched: Watched, server: str) -> 
     page.wait_for_selector("#inspect-qk-plot circle.q")
     assert page.locator("#inspect-qk-plot circle.q").count() == rows + 1  # one per query, plus the legend
     assert "exact" in (page.text_content("#inspect-exactness") or "")
+    no_error_line(page)
+
+
+def test_inspect_heatmap_shades_a_head_against_its_scale_with_grey_sinks(watched: Watched, server: str) -> None:
+    """Every pixel of the head's heatmap: viridis at weight ÷ the head's scale (the nearest-rank 99th percentile of
+    its weights outside the sink columns, computed here in NumPy), clipped at full colour; sink columns grey."""
+    page = open_view(watched, server, "view=inspect")
+    trace_id = trace(page, SENTENCE)
+    page.click("#inspect-grid [data-layer='0'][data-head='3']")
+    page.wait_for_function("() => window.qkvExplorer.inspect.shown && window.qkvExplorer.inspect.shown.head === 3")
+    weights, rows, cols = head_weights(server, trace_id, 0, 3)
+    head = np.array(weights, dtype=np.float64).reshape(rows, cols)
+    body = json.dumps({"model": "minilm", "text": SENTENCE}).encode()
+    request = urllib.request.Request(f"{server}/api/trace", body, {"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=120) as response:
+        sinks = np.array(json.load(response)["sinks"], dtype=bool)
+    assert sinks.any() and not sinks.all()  # MiniLM: [CLS] and [SEP]
+    outside = np.sort(head[:, ~sinks].ravel())
+    scale = outside[math.ceil(0.99 * outside.size) - 1]
+    viridis = page.evaluate("import('/static/viridis.js').then((m) => Array.from(m.VIRIDIS))")
+    pixels = page.evaluate(
+        """() => { const c = document.getElementById('inspect-heatmap');
+                   const data = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;
+                   return [c.width, c.height, Array.from(data)]; }"""
+    )
+    assert (pixels[0], pixels[1]) == (cols, rows)
+    rgb = np.array(pixels[2]).reshape(rows, cols, 4)[..., :3]
+    level = np.clip(np.round(head / scale * 255), 0, 255).astype(int)
+    expected = np.array(viridis).reshape(256, 3)[level]  # (T, S, 3)
+    grey = np.round(40 + 190 * np.clip(head, 0, 1)).astype(int)  # heatmap.js: GREY_LOW 40, GREY_HIGH 230
+    expected[:, sinks] = grey[:, sinks, None]
+    assert np.abs(rgb - expected).max() <= 1
+    assert (level[:, ~sinks] == 255).any() and scale < head[:, ~sinks].max()  # the few above the scale clip
     no_error_line(page)
 
 

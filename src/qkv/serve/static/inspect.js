@@ -4,7 +4,7 @@
 import { api, base64ToBytes, clearError, showError } from "./api.js";
 import { $, clear, fmt, h, sci } from "./dom.js";
 import { s, SVG_NS } from "./svg.js";
-import { drawWeights, largest, outlineToken } from "./heatmap.js";
+import { drawWeights, outlineToken, scaleOf } from "./heatmap.js";
 import { HeadGrid, legendText } from "./grid.js";
 import { t } from "./i18n.js";
 import { LINE_WIDTH, TokenLines, tokenAt } from "./lines.js";
@@ -201,7 +201,9 @@ async function showHead(layer, head, { preview }) {
   const T = weights.rows;
   const S = weights.cols;
   const heatmap = $("inspect-heatmap");
-  drawWeights(heatmap, weights, T, S);
+  const sinks = overview.sinks;
+  const scale = scaleOf(weights, T, sinks, overview.causal); // (T = S) as every heatmap of qkv shades a head
+  drawWeights(heatmap, weights, T, S, { max: scale, grey: sinks });
   const size = Math.max(300, Math.min(480, Math.max(T, S) * 24));
   const cssWidth = Math.round((size * S) / Math.max(T, S));
   const cssHeight = Math.round((size * T) / Math.max(T, S));
@@ -216,7 +218,7 @@ async function showHead(layer, head, { preview }) {
     head === "mean" ? t("inspect.head_mean", { layer }) : t("inspect.head_title", { layer, head });
   $("inspect-head-title").textContent = preview ? `${title} ${t("inspect.preview")}` : title;
   heatmap.setAttribute("aria-label", t("inspect.heatmap_label", { title, tokens: T }));
-  $("inspect-heatmap-caption").textContent = t("inspect.heatmap_caption", { max: fmt(largest(weights)) });
+  $("inspect-heatmap-caption").textContent = t("inspect.heatmap_caption", { max: fmt(scale) });
   highlight(tokenLocked, "left");
   timings.head.push(performance.now() - started);
   publish();

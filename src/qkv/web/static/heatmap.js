@@ -1,7 +1,23 @@
 // Canvas heatmaps: one pixel per cell, one putImageData per matrix, scaled up by CSS (image-rendering: pixelated).
-// Shared by the explorer and the self-contained pages (qkv/web: inlined there as one classic script).
+// Shared by the explorer and the self-contained pages (qkv/web: inlined there as one classic script). Every head
+// is shaded against its scale (scaleOf, as qkv.data.scale computes it), sink columns in grey against 1.
 
 import { VIRIDIS } from "./viridis.js";
+
+export const PERCENTILE = 99; // qkv.data.scale.PERCENTILE
+const TINY = 1.1754943508222875e-38; // the smallest normal float32: a scale is never below it
+
+/** A head's colour scale: the PERCENTILE-th percentile (nearest rank) of its weights outside the sink columns
+ * and, for a causal trace, outside the future; 1 when no cell counts. */
+export function scaleOf(values, T, sinks, causal) {
+  const cells = [];
+  for (let t = 0; t < T; t++) {
+    for (let s = 0; s < (causal ? t + 1 : T); s++) if (!sinks[s]) cells.push(values[t * T + s]);
+  }
+  if (!cells.length) return 1;
+  const sorted = Float32Array.from(cells).sort();
+  return Math.max(sorted[Math.max(1, Math.ceil((PERCENTILE / 100) * sorted.length)) - 1], TINY);
+}
 
 /** The largest finite entry (0 for none). */
 export function largest(values) {

@@ -10,14 +10,12 @@
 // "view." templates).
 
 import { h } from "./dom.js";
-import { drawWeights, outlineToken } from "./heatmap.js";
+import { drawWeights, outlineToken, scaleOf } from "./heatmap.js";
 import { HeadGrid } from "./grid.js";
 import { TokenLines, short, tokenAt } from "./lines.js";
 import { sayer } from "./words.js";
 
-export const PERCENTILE = 99; // qkv.data.scale.PERCENTILE
 export const THUMB_SIZE = 64; // a thumbnail is at most this many cells a side, as qkv.data.thumbnails
-const TINY = 1.1754943508222875e-38; // the smallest normal float32: a scale is never below it
 
 /** Set up every bare div.qkv-trace under `root`. */
 export function setUpViews(root = document) {
@@ -65,18 +63,6 @@ export function weightsOf(data) {
     return made.get(key);
   };
   return { held, matrix };
-}
-
-/** A head's colour scale: the PERCENTILE-th percentile (nearest rank) of its weights outside the sink columns
- * and, for a causal trace, outside the future; 1 when no cell counts. */
-export function scaleOf(values, T, sinks, causal) {
-  const cells = [];
-  for (let t = 0; t < T; t++) {
-    for (let s = 0; s < (causal ? t + 1 : T); s++) if (!sinks[s]) cells.push(values[t * T + s]);
-  }
-  if (!cells.length) return 1;
-  const sorted = Float32Array.from(cells).sort();
-  return Math.max(sorted[Math.max(1, Math.ceil((PERCENTILE / 100) * sorted.length)) - 1], TINY);
 }
 
 /** `values` (T × T) max-pooled to n × n cells (adaptive pooling's windows), and which pooled columns hold a sink. */
