@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import re
 import shlex
@@ -384,7 +385,8 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
         from qkv.training.watch import check_watch_text
 
         check_watch_text(config.watch, tokenizer, model_config.context)
-    ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text).astype("int64"))
+    # int32 ids: half the memory of int64, and each batch is made int64 as it is drawn (training.data.get_batch)
+    ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text).astype("int32"))
     train_ids, validation_ids = split_train_validation(ids, context=model_config.context)
     torch.manual_seed(config.seed)
     # a GPU when there is one; a model to shard stays in CPU memory until each shard moves there (training.loop)
@@ -444,6 +446,9 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
         raise UserError(str(error)) from None  # its message names the step, the checkpoint and the fix
     if not distributed.is_main:
         return 0
+    prompt = prompt_from(tokenizer.decode(validation_ids[:PROMPT_SOURCE_TOKENS].tolist()))
+    del model, ids, train_ids, validation_ids, resume  # what training held, freed before drawing the curve
+    _give_back_freed_memory()
     from qkv.render.loss_curve import write_loss_curve
 
     curve = write_loss_curve(
@@ -458,7 +463,6 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     train_loss = p.train_losses[-1][1] if p.train_losses else float("nan")
     validation = p.validation_losses[-1][1] if p.validation_losses else float("nan")
     reason = {"steps": "reached the step count", "time": "reached the time limit", "interrupt": "interrupted"}
-    prompt = prompt_from(tokenizer.decode(validation_ids[:PROMPT_SOURCE_TOKENS].tolist()))
     print(file=sys.stderr)
     say(f"done ({reason[result.stopped_by]}): step {p.step} in {p.elapsed_seconds:.1f} s, {p.tokens_seen:,} tokens")
     say(f"loss: train {train_loss:.4f}, validation {validation:.4f}")
@@ -466,6 +470,13 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     for line in (f"checkpoint: {result.checkpoint}", f"loss curve: {curve}", hint):
         print(line, file=sys.stderr)  # not folded: a path or a command is copied whole
     return 130 if result.stopped_by == "interrupt" else 0
+
+
+def _give_back_freed_memory() -> None:
+    """Hand the pages that the C heap holds free back to the system (glibc's ``malloc_trim``; elsewhere nothing),
+    so that what comes after training (the loss curve's plotting library) does not raise the process's peak."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 PROMPT_SOURCE_TOKENS = 2000  # the start of the validation text, where the closing hint's prompt comes from
