@@ -27,6 +27,7 @@ from typing import Any
 from qkv.cli.errors import UserError
 from qkv.cli.from_config import Flag, add_config_flags, config_values
 from qkv.cli.output import columns, wrap
+from qkv.training.compiling import AUTO_COMPILE_STEPS, inductor_cache_dir, resolve_compile
 
 DEFAULT_PRESET = "small"
 DEFAULT_TOKENIZER = "char"
@@ -92,7 +93,7 @@ TRAIN_FLAGS = (
     Flag("eval_interval", metavar="N"),
     Flag("seed", metavar="N", type=parse_seed),
     Flag("precision"),
-    Flag("compile"),
+    Flag("compile", default=f"on for runs of {AUTO_COMPILE_STEPS:,} steps or more, where it can compile"),
 )
 MODEL_FLAGS = (Flag("context", metavar="T", default="the preset's"),)
 
@@ -421,8 +422,12 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     )
     if config.watch is not None:
         say(f"watch: {config.watch!r} at the start and every {config.eval_interval} steps, in {run_dir / 'watch'}")
-    if config.compile:
-        say("torch.compile: the first step compiles the model (cached on disk for later runs)")
+    steps_left = config.steps - (resume.progress.step if resume is not None else 0)
+    if resolve_compile(config.compile, steps_left, distributed.device().type):
+        cache = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))  # the user's wins
+        auto = f" (runs of {AUTO_COMPILE_STEPS:,} steps or more; --no-compile to turn off)"
+        auto = auto if config.compile is None else ""
+        say(f"torch.compile{auto}: the first step compiles the model, tens of seconds until {cache} holds its graphs")
     if not args.resume and distributed.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "source.txt").write_text(str(Path(args.corpus).resolve()) if args.corpus else "", encoding="utf-8")
