@@ -137,8 +137,7 @@ def train_step(
     loss = language_model_loss(model, inputs, targets, precision)
     optimizer.zero_grad(set_to_none=True)
     loss.backward()
-    # the optimizer's parameters are the model's trainable ones, listed without walking its modules
-    torch.nn.utils.clip_grad_norm_([p for group in optimizer.param_groups for p in group["params"]], grad_clip)
+    torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
     optimizer.step()
     return loss.detach()
 
