@@ -386,8 +386,11 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
         from qkv.training.watch import check_watch_text
 
         check_watch_text(config.watch, tokenizer, model_config.context)
-    # int32 ids: half the memory of int64, and each batch is made int64 as it is drawn (training.data.get_batch)
-    ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text).astype("int32"))
+    # the ids as encoded, uint16 (int32 past 65,536 tokens): a quarter of int64's memory; each batch is made int64
+    # as it is drawn (qkv.training.data.get_batch)
+    ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text))
+    name, characters, skipped = corpus.name, len(corpus.text), corpus.skipped
+    del corpus  # training needs the ids only
     train_ids, validation_ids = split_train_validation(ids, context=model_config.context)
     torch.manual_seed(config.seed)
     # a GPU when there is one; a model to shard stays in CPU memory until each shard moves there (training.loop)
@@ -399,10 +402,10 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     )
     parameters = sum(p.numel() for p in model.parameters())
     if resume is None:  # said once every check passed, so that a mistake is reported on one line
-        name = corpus.name if len(corpus.name) <= 48 else corpus.name[:47] + "…"  # a name does not wrap
-        say(f"corpus: {name} ({len(corpus.text):,} characters)")
-        if corpus.skipped:
-            say(_skipped(corpus.skipped, Path(args.corpus)))
+        name = name if len(name) <= 48 else name[:47] + "…"  # a name does not wrap
+        say(f"corpus: {name} ({characters:,} characters)")
+        if skipped:
+            say(_skipped(skipped, Path(args.corpus)))
         if args.vocab is not None and tokenizer.vocab_size < args.vocab:
             say(
                 f"vocab: {tokenizer.vocab_size:,} tokens, fewer than --vocab {args.vocab:,}: BPE ran out of pairs "
