@@ -3,7 +3,7 @@
 ``compile=None`` (the default) compiles a run of at least :data:`AUTO_COMPILE_STEPS` steps where
 :func:`torch.compile` can build the model (on a CPU it needs a C++ compiler, on CUDA Triton) and leaves shorter
 runs eager: the first compiled step costs tens of seconds while inductor's on-disk cache is cold (a few seconds
-once it holds the graphs) and the compiler's modules add about 80 MB to the process, which a short run's faster
+once it holds the graphs) and the compiler's modules add about 85 MB to the process, which a short run's faster
 steps do not pay back (BENCHMARKS.md, training). A run records the concrete choice, so a resume computes alike.
 
 This module imports no PyTorch: the CLI decides with it before the first step.

@@ -67,7 +67,7 @@ class TrainConfig(ConfigData):
     picks bfloat16 where the processor multiplies it natively (AMX, AVX-512 BF16, CUDA)"""
     compile: bool | None = None
     """run the model through torch.compile (on a CPU it needs a C++ compiler): faster steps after a first step
-    that compiles (tens of seconds, a few once its on-disk cache holds the graphs) and about 80 MB more memory;
+    that compiles (tens of seconds, a few once its on-disk cache holds the graphs) and about 85 MB more memory;
     None: compile runs of 5,000 steps or more where it can, shorter ones eagerly"""
     schedule_steps: int | None = None
     """the step at which the cosine decay reaches the floor (None: at steps); a resume that changes steps keeps
