@@ -53,8 +53,8 @@ test: lint typecheck unit
 check: lint typecheck
 	$(PY) -m pytest -q -m "not slow"
 
-# The benchmarks (BENCHMARKS.md): all six, or some: make bench BENCH="attention generate" BENCH_FLAGS=--quick
-BENCH       ?= attention train generate pretrained inspect serve
+# The benchmarks (BENCHMARKS.md): all seven, or some: make bench BENCH="attention generate" BENCH_FLAGS=--quick
+BENCH       ?= attention train nanogpt generate pretrained inspect serve
 BENCH_FLAGS ?=
 bench: setup
 	for name in $(BENCH); do $(PY) -m benchmarks.$$name $(BENCH_FLAGS) || exit 1; done

@@ -30,9 +30,11 @@ from qkv.training.data import get_batch
 from qkv.training.precision import ResolvedPrecision, resolve_precision
 
 CASES = {
-    "qkv": "qkv's Transformer + configure_optimizer (fused AdamW), as `qkv train` runs them (precision auto)",
+    "qkv": "qkv's Transformer + configure_optimizer (fused AdamW), as `qkv train` runs them on runs under 5,000 "
+    "steps (precision auto, eager)",
     "qkv-float32": "qkv as `qkv train --precision float32` runs it",
-    "qkv-compiled": "qkv as `qkv train --compile` runs it (the first step compiles), in a process of its own",
+    "qkv-compiled": "qkv as `qkv train --compile` runs it, and runs of 5,000 steps or more (the first step compiles), "
+    "in a process of its own",
     "qkv-foreach": "qkv with AdamW(foreach=True), the optimizer qkv used before the fused one",
     "qkv-nanogpt": "qkv's Transformer with exact GELU and no biases (nanoGPT's choices): its losses differ",
     "peer": "transformers' GPT2LMHeadModel + torch.optim.AdamW (torch's default implementation), float32",

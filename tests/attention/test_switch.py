@@ -124,3 +124,12 @@ def test_a_name_that_is_no_implementation_is_one_clear_config_error(name: object
     with pytest.raises(ConfigError, match=expected):
         use(name)  # type: ignore[arg-type]
     assert current_implementation() == "fused"
+
+
+def test_compiled_code_reads_the_choice_without_a_graph_break() -> None:
+    """torch.compile cannot read a with-block's choice (a ContextVar): compiled code takes use()'s instead of
+    breaking the graph there (a break split `qkv train --compile`'s model into pieces slower than no compiling)."""
+    layer = SelfAttention(AttentionConfig(width=16, heads=4, causal=True, context=8))
+    x = torch.randn(2, 8, 16)
+    compiled = torch.compile(layer, backend="eager", fullgraph=True)  # fullgraph: a graph break is an error
+    torch.testing.assert_close(compiled(x), layer(x))

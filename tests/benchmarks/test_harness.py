@@ -69,7 +69,7 @@ def test_a_bad_flag_or_value_is_exit_2_with_one_line(
 
 
 def test_every_benchmark_has_targets_in_benchmarks_md() -> None:
-    for name in ("attention", "train", "generate", "pretrained", "inspect"):
+    for name in ("attention", "train", "nanogpt", "generate", "pretrained", "inspect"):
         assert harness.verdicts(name, {}), name
 
 

@@ -41,3 +41,11 @@ def test_every_window_whose_targets_fit_is_drawn_and_no_other() -> None:
     inputs, targets = get_batch(ids, 300, 10, torch.Generator().manual_seed(3))
     assert set(inputs[:, 0].tolist()) == {0, 1, 2}
     assert int(targets.max()) == 12
+
+
+def test_compact_ids_give_the_same_int64_batches() -> None:
+    """qkv train keeps the ids as encoded (uint16, or int32): the batches are those of int64 ids, as int64."""
+    for dtype in (torch.uint16, torch.int32):
+        compact = get_batch(IDS.to(dtype), 4, 8, torch.Generator().manual_seed(3))
+        wide = get_batch(IDS, 4, 8, torch.Generator().manual_seed(3))
+        assert all(torch.equal(c, w) and c.dtype == torch.long for c, w in zip(compact, wide, strict=True))

@@ -12,7 +12,7 @@ from torch import nn
 from qkv.attention import layer as layer_module
 from qkv.errors import ConfigError
 from qkv.shapes import Tensor
-from qkv.training import CompileFailed, TrainConfig, configure_optimizer, load_checkpoint, train_step
+from qkv.training import CompileFailed, TrainConfig, configure_optimizer, load_checkpoint, loop, train_step
 from qkv.training.data import get_batch
 from qkv.training.precision import mixed_precision, native_bfloat16, resolve_precision
 
@@ -141,6 +141,7 @@ def test_a_compiler_failure_stops_with_one_line_naming_the_way_out(
         return Uncompilable(model)
 
     monkeypatch.setattr(torch, "compile", broken_compile)
+    monkeypatch.setattr(loop, "can_compile", lambda device_type: True)  # a C++ compiler or not, the build fails
     config = TrainConfig(**{**QUICK.to_dict(), "steps": 2, "compile": True})
     with pytest.raises(CompileFailed, match=r"torch\.compile failed .*no C\+\+ compiler.*; train without --compile"):
         tiny.train(tiny.model(), tmp_path, config)

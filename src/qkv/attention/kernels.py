@@ -284,7 +284,10 @@ def implementation(name: Implementation) -> Iterator[None]:
 
 
 def current_implementation() -> Implementation:
-    """The path :func:`attend` takes here and now when the weights are not asked for."""
+    """The path :func:`attend` takes here and now when the weights are not asked for. Code that
+    :func:`torch.compile` compiles sees the choice of :func:`use` only (it cannot read a block's)."""
+    if torch.compiler.is_compiling():
+        return _chosen
     within = _within.get()
     return _chosen if within is None else within
 

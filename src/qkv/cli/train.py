@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import re
 import shlex
@@ -26,6 +27,7 @@ from typing import Any
 from qkv.cli.errors import UserError
 from qkv.cli.from_config import Flag, add_config_flags, config_values
 from qkv.cli.output import columns, wrap
+from qkv.training.compiling import AUTO_COMPILE_STEPS, inductor_cache_dir, resolve_compile
 
 DEFAULT_PRESET = "small"
 DEFAULT_TOKENIZER = "char"
@@ -91,7 +93,7 @@ TRAIN_FLAGS = (
     Flag("eval_interval", metavar="N"),
     Flag("seed", metavar="N", type=parse_seed),
     Flag("precision"),
-    Flag("compile"),
+    Flag("compile", default=f"on for runs of {AUTO_COMPILE_STEPS:,} steps or more, where it can compile"),
 )
 MODEL_FLAGS = (Flag("context", metavar="T", default="the preset's"),)
 
@@ -384,7 +386,11 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
         from qkv.training.watch import check_watch_text
 
         check_watch_text(config.watch, tokenizer, model_config.context)
-    ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text).astype("int64"))
+    # the ids as encoded, uint16 (int32 past 65,536 tokens): a quarter of int64's memory; each batch is made int64
+    # as it is drawn (qkv.training.data.get_batch)
+    ids = torch.from_numpy(encode_corpus(tokenizer, corpus.text))
+    name, characters, skipped = corpus.name, len(corpus.text), corpus.skipped
+    del corpus  # training needs the ids only
     train_ids, validation_ids = split_train_validation(ids, context=model_config.context)
     torch.manual_seed(config.seed)
     # a GPU when there is one; a model to shard stays in CPU memory until each shard moves there (training.loop)
@@ -396,10 +402,10 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     )
     parameters = sum(p.numel() for p in model.parameters())
     if resume is None:  # said once every check passed, so that a mistake is reported on one line
-        name = corpus.name if len(corpus.name) <= 48 else corpus.name[:47] + "…"  # a name does not wrap
-        say(f"corpus: {name} ({len(corpus.text):,} characters)")
-        if corpus.skipped:
-            say(_skipped(corpus.skipped, Path(args.corpus)))
+        name = name if len(name) <= 48 else name[:47] + "…"  # a name does not wrap
+        say(f"corpus: {name} ({characters:,} characters)")
+        if skipped:
+            say(_skipped(skipped, Path(args.corpus)))
         if args.vocab is not None and tokenizer.vocab_size < args.vocab:
             say(
                 f"vocab: {tokenizer.vocab_size:,} tokens, fewer than --vocab {args.vocab:,}: BPE ran out of pairs "
@@ -419,8 +425,12 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     )
     if config.watch is not None:
         say(f"watch: {config.watch!r} at the start and every {config.eval_interval} steps, in {run_dir / 'watch'}")
-    if config.compile:
-        say("torch.compile: the first step compiles the model (cached on disk for later runs)")
+    steps_left = config.steps - (resume.progress.step if resume is not None else 0)
+    if resolve_compile(config.compile, steps_left, distributed.device().type):
+        cache = os.environ.setdefault("TORCHINDUCTOR_CACHE_DIR", str(inductor_cache_dir()))  # the user's wins
+        auto = f" (runs of {AUTO_COMPILE_STEPS:,} steps or more; --no-compile to turn off)"
+        auto = auto if config.compile is None else ""
+        say(f"torch.compile{auto}: the first step compiles the model, tens of seconds until {cache} holds its graphs")
     if not args.resume and distributed.is_main:
         run_dir.mkdir(parents=True, exist_ok=True)
         (run_dir / "source.txt").write_text(str(Path(args.corpus).resolve()) if args.corpus else "", encoding="utf-8")
@@ -444,6 +454,9 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
         raise UserError(str(error)) from None  # its message names the step, the checkpoint and the fix
     if not distributed.is_main:
         return 0
+    prompt = prompt_from(tokenizer.decode(validation_ids[:PROMPT_SOURCE_TOKENS].tolist()))
+    del model, ids, train_ids, validation_ids, resume  # what training held, freed before drawing the curve
+    _give_back_freed_memory()
     from qkv.render.loss_curve import write_loss_curve
 
     curve = write_loss_curve(
@@ -458,7 +471,6 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     train_loss = p.train_losses[-1][1] if p.train_losses else float("nan")
     validation = p.validation_losses[-1][1] if p.validation_losses else float("nan")
     reason = {"steps": "reached the step count", "time": "reached the time limit", "interrupt": "interrupted"}
-    prompt = prompt_from(tokenizer.decode(validation_ids[:PROMPT_SOURCE_TOKENS].tolist()))
     print(file=sys.stderr)
     say(f"done ({reason[result.stopped_by]}): step {p.step} in {p.elapsed_seconds:.1f} s, {p.tokens_seen:,} tokens")
     say(f"loss: train {train_loss:.4f}, validation {validation:.4f}")
@@ -466,6 +478,13 @@ def _train(args: argparse.Namespace, distributed: Any, held: contextlib.ExitStac
     for line in (f"checkpoint: {result.checkpoint}", f"loss curve: {curve}", hint):
         print(line, file=sys.stderr)  # not folded: a path or a command is copied whole
     return 130 if result.stopped_by == "interrupt" else 0
+
+
+def _give_back_freed_memory() -> None:
+    """Hand the pages that the C heap holds free back to the system (glibc's ``malloc_trim``; elsewhere nothing),
+    so that what comes after training (the loss curve's plotting library) does not raise the process's peak."""
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL(None).malloc_trim(0)
 
 
 PROMPT_SOURCE_TOKENS = 2000  # the start of the validation text, where the closing hint's prompt comes from

@@ -29,10 +29,11 @@ class TrainConfig(ConfigData):
     multiplies (:mod:`qkv.training.precision`): ``"auto"`` is bfloat16 mixed precision where the hardware has
     bfloat16 matrix units and float32 elsewhere; a run records the concrete choice. ``compile`` runs the
     training step's model through :func:`torch.compile` (inductor, with its on-disk cache): the first step
-    pays for compiling, every later one is faster. ``watch`` is a text whose attention is stored at the start
-    and at every validation (:mod:`qkv.training.watch`; ``None``: nothing is watched); it must fit the
-    model's context and use only characters its tokenizer knows, which :func:`~qkv.training.train` checks
-    before the first step.
+    pays for compiling, every later one is faster; ``None`` compiles runs long enough to pay for it
+    (:mod:`qkv.training.compiling`), and a run records the concrete choice. ``watch`` is a text whose
+    attention is stored at the start and at every validation (:mod:`qkv.training.watch`; ``None``: nothing is
+    watched); it must fit the model's context and use only characters its tokenizer knows, which
+    :func:`~qkv.training.train` checks before the first step.
     """
 
     steps: int = 2000
@@ -64,9 +65,10 @@ class TrainConfig(ConfigData):
     precision: ComputePrecision = "auto"
     """forward-pass arithmetic: bfloat16 mixed precision (weights and optimizer stay float32) or float32; auto
     picks bfloat16 where the processor multiplies it natively (AMX, AVX-512 BF16, CUDA)"""
-    compile: bool = False
-    """run the model through torch.compile: faster steps after a first step that compiles (inductor's on-disk
-    cache makes later runs compile faster); pays off on runs of a few thousand steps"""
+    compile: bool | None = None
+    """run the model through torch.compile (on a CPU it needs a C++ compiler): faster steps after a first step
+    that compiles (tens of seconds, a few once its on-disk cache holds the graphs) and about 85 MB more memory;
+    None: compile runs of 5,000 steps or more where it can, shorter ones eagerly"""
     schedule_steps: int | None = None
     """the step at which the cosine decay reaches the floor (None: at steps); a resume that changes steps keeps
     the run's, so the steps already planned follow the same schedule and any beyond it train at the floor"""

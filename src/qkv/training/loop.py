@@ -34,6 +34,7 @@ from qkv.training.checkpoint import (
     restore_training_state,
     save_checkpoint,
 )
+from qkv.training.compiling import can_compile, resolve_compile
 from qkv.training.config import TrainConfig
 from qkv.training.data import fingerprint, get_batch
 from qkv.training.distributed import Distributed, shard_model, whole_root
@@ -265,8 +266,13 @@ def _train(
     context = model_config.context
     # where the steps run: a sharded model moves there as it is sharded (below), from wherever it was built
     device = distributed.device() if distributed.shard else next(model.parameters()).device
-    # "auto" becomes the concrete precision here, so that the checkpoint records it and a resume computes alike
-    config = replace(config, precision=resolve_precision(config.precision, device))
+    # "auto" precision and compile become concrete here, so that the checkpoint records them and a resume
+    # computes alike
+    steps_left = config.steps - (resume.progress.step if resume is not None else 0)
+    compiled = resolve_compile(config.compile, steps_left, device.type)
+    config = replace(config, precision=resolve_precision(config.precision, device), compile=compiled)
+    if compiled and device.type == "cpu" and not can_compile("cpu"):  # said before the first step, not in it
+        raise CompileFailed("torch.compile needs a C++ compiler on the PATH (g++, or $CXX); train without --compile")
     if config.batch_size % distributed.world_size:
         raise ConfigError(
             f"TrainConfig.batch_size={config.batch_size} must be divisible by the {distributed.world_size} "
