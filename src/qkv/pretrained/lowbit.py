@@ -11,6 +11,11 @@ Three weight formats (:data:`WeightFormat`), chosen with ``qkv.load(name, dtype=
   kernel reads 4.5 bits per weight instead of 16 or 32, which is what bounds decoding speed at batch 1; many
   rows (a prompt) dequantise one layer at a time to bfloat16, where the 4-bit kernel is slow.
 
+Layers that multiply the same input (a block's query, key and value projections; its gate and up projections:
+:data:`SIDE_BY_SIDE`) keep their blocks side by side in one buffer (:func:`lay_side_by_side`), so that a decoder can
+run them as one 4-bit product (:meth:`Int4Linear.side_by_side`): one kernel call instead of three or two, the
+same numbers, since the kernel computes each output row from its own blocks alone.
+
 The 4-bit blocks are the file's, not a new quantisation: llama.cpp's Q4_1 block of 32 weights stores a scale
 ``d`` and a minimum ``m`` (float16) and 32 values ``q`` in 0…15, ``w = d·q + m``; PyTorch's kernel computes
 ``w = (q - 8)·scale + zero`` per group of 32, so ``scale = d`` and ``zero = m + 8d`` (Q4_0: ``w = d·(q - 8)``,
@@ -19,8 +24,9 @@ The 4-bit blocks are the file's, not a new quantisation: llama.cpp's Q4_1 block 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -32,6 +38,7 @@ from qkv.shapes import ShapeError, Tensor
 __all__ = [
     "GROUP",
     "MAX_INT4_ROWS",
+    "SIDE_BY_SIDE",
     "WEIGHT_FORMATS",
     "BF16Embedding",
     "BF16Linear",
@@ -39,6 +46,7 @@ __all__ = [
     "Int4Linear",
     "WeightFormat",
     "int4_blocks",
+    "lay_side_by_side",
 ]
 
 # How a pretrained model's weights are stored (and multiplied); training's compute precision is another thing:
@@ -48,6 +56,10 @@ WEIGHT_FORMATS: tuple[WeightFormat, ...] = ("float32", "bfloat16", "int4")
 
 GROUP = 32  # weights per 4-bit block (llama.cpp's QK4_0 / QK4_1)
 MAX_INT4_ROWS = 8  # up to this many rows the 4-bit kernel is faster than bfloat16 (BENCHMARKS.md, pretrained)
+TILE = 64  # output rows per tile of the kernel's packed layout
+
+# The linear layers of a block that multiply the same input, in the order a decoder reads their joint output.
+SIDE_BY_SIDE = (("attention.to_q", "attention.to_k", "attention.to_v"), ("mlp.to_gate", "mlp.to_hidden"))
 
 # llama.cpp block layouts: bytes per block, and where the scale, the minimum (Q4_1) and the values start.
 _Q4_LAYOUTS = {"Q4_0": (18, 0, None, 2), "Q4_1": (20, 0, 2, 4)}
@@ -68,7 +80,7 @@ class Int4Blocks:
 def int4_blocks(raw: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int4Blocks | None:
     """The 4-bit kernel's form of a Q4_0/Q4_1 weight ``shape = (N, K)`` from the file's bytes ``(N, bytes per
     row)``; None where it cannot be held so (another type, or ``N`` not a multiple of 64)."""
-    if kind not in _Q4_LAYOUTS or len(shape) != 2 or shape[0] % 64 or shape[1] % GROUP:
+    if kind not in _Q4_LAYOUTS or len(shape) != 2 or shape[0] % TILE or shape[1] % GROUP:
         return None
     N, K = shape
     size, scale_at, minimum_at, values_at = _Q4_LAYOUTS[kind]
@@ -86,6 +98,24 @@ def int4_blocks(raw: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int4Block
     packed = (tiles[:, 0] | (tiles[:, 1] << 4)).transpose(1, 2).contiguous().view(N, K // 2)
     scales_and_zeros = torch.cat([scale, zero], dim=-1).transpose(0, 1).to(torch.bfloat16).contiguous()
     return Int4Blocks(packed, scales_and_zeros)  # scales_and_zeros: (K/32, N, 2)
+
+
+def lay_side_by_side(blocks: dict[str, Int4Blocks], names: Sequence[str]) -> bool:
+    """Put the packed values of ``names`` (weights ``(N_i, K)`` that multiply the same input) into one buffer
+    ``(ΣN_i, K/2)``, in that order, each weight's now a view of its rows; whether it did (every name present,
+    with one ``K``). The kernel packs each tile of 64 rows on its own, so the buffer is the packing of the
+    weights stacked: :meth:`Int4Linear.side_by_side` runs it as one product. Scales and zeros stay apart (the
+    kernel needs them contiguous for each product it runs)."""
+    present = [blocks[name] for name in names if name in blocks]
+    if len(names) < 2 or len(present) != len(names) or len({b.shape[1] for b in present}) != 1:
+        return False
+    joint = torch.cat([b.packed for b in present])  # (ΣN_i, K/2)
+    start = 0
+    for name, b in zip(names, present, strict=True):
+        rows = b.shape[0]
+        blocks[name] = Int4Blocks(joint[start : start + rows], b.scales_and_zeros)
+        start += rows
+    return True
 
 
 def _set_bias(layer: nn.Linear, bias: Tensor | None) -> None:
@@ -131,8 +161,8 @@ class Int4Linear(nn.Linear):
     def __init__(self, blocks: Int4Blocks, bias: Tensor | None = None) -> None:
         nn.Module.__init__(self)  # no float weight: the blocks are the weight
         self.out_features, self.in_features = blocks.shape
-        if self.out_features % 64:
-            raise ShapeError(f"Int4Linear needs a multiple of 64 output features, got {self.out_features}")
+        if self.out_features % TILE:
+            raise ShapeError(f"Int4Linear needs a multiple of {TILE} output features, got {self.out_features}")
         self.register_buffer("packed", blocks.packed)  # (N, K/2)
         self.register_buffer("scales_and_zeros", blocks.scales_and_zeros)  # (K/32, N, 2)
         _set_bias(self, bias)
@@ -169,6 +199,35 @@ class Int4Linear(nn.Linear):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, 4-bit blocks of {GROUP}"
+
+    @staticmethod
+    def side_by_side(layers: Sequence[nn.Module]) -> Int4Linear | None:
+        """One layer whose output ``(…, ΣN_i)`` is the outputs of ``layers`` side by side, on the same packed
+        values (no copy), where :func:`lay_side_by_side` laid them out so (each one's rows right after the
+        previous one's, in one buffer); None otherwise. Its scales and zeros, and its bias, are concatenated
+        copies (1/4 of the packed bytes). Every output is computed as the layer alone computes it."""
+        if len(layers) < 2 or not all(type(layer) is Int4Linear for layer in layers):
+            return None
+        parts = [cast(Int4Linear, layer) for layer in layers]
+        first = parts[0].packed
+        if any(part.bias is None for part in parts) != all(part.bias is None for part in parts):
+            return None  # some with a bias, some without
+        end = first.storage_offset()
+        for part in parts:
+            packed = part.packed
+            if (
+                packed.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
+                or packed.storage_offset() != end
+                or not packed.is_contiguous()
+                or packed.shape[1] != first.shape[1]
+            ):
+                return None
+            end += packed.numel()
+        rows = sum(part.out_features for part in parts)
+        packed = first.as_strided((rows, first.shape[1]), (first.shape[1], 1))  # (ΣN_i, K/2): the shared buffer
+        scales = torch.cat([part.scales_and_zeros for part in parts], dim=1)  # (K/32, ΣN_i, 2)
+        biases: list[Tensor] = [part.bias for part in parts if part.bias is not None]
+        return Int4Linear(Int4Blocks(packed, scales), torch.cat(biases) if biases else None)
 
 
 class BF16Embedding(nn.Embedding):

@@ -1,0 +1,143 @@
+"""A GGUF's blocks run by PyTorch's weight-only kernels, checked against the file's own values (gguf's
+dequantiser): 4-bit layers laid side by side compute, as one product, exactly what each computes alone; the 8-bit
+(Q8_0) embedding returns the file's rows; the 8-bit output layer ranks its logits by the file's weights."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from qkv.pretrained.int8 import MAX_INT8_ROWS, RESCORED, Int8Embedding, Int8Head, int8_blocks, row_quantised
+from qkv.pretrained.lowbit import MAX_INT4_ROWS, Int4Blocks, Int4Linear, int4_blocks, lay_side_by_side
+
+gguf = pytest.importorskip("gguf")
+from gguf.quants import dequantize, quantize  # noqa: E402
+
+
+def quantised(shape: tuple[int, int], kind: str, seed: int = 0) -> tuple[np.ndarray, torch.Tensor]:
+    """A random weight stored as ``kind``: the file's bytes ``(N, bytes per row)`` and its exact float32 values."""
+    weight = np.random.default_rng(seed).normal(0, 0.05, shape).astype(np.float32)
+    raw = quantize(weight, gguf.GGMLQuantizationType[kind])
+    exact = torch.from_numpy(np.asarray(dequantize(raw, gguf.GGMLQuantizationType[kind]), np.float32))
+    return raw, exact
+
+
+def four_bit(rows: tuple[int, ...], K: int = 96) -> tuple[dict[str, Int4Blocks], list[str]]:
+    names = [f"layer{i}" for i in range(len(rows))]
+    blocks = {}
+    for i, (name, N) in enumerate(zip(names, rows, strict=True)):
+        raw, _ = quantised((N, K), "Q4_1", seed=i)
+        found = int4_blocks(raw, "Q4_1", (N, K))
+        assert found is not None
+        blocks[name] = found
+    return blocks, names
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 4-bit layers side by side.
+
+
+def test_layers_laid_side_by_side_share_one_buffer_packed_as_pytorch_packs_the_stacked_weights() -> None:
+    blocks, names = four_bit((128, 64, 64))
+    alone = [blocks[name].packed.clone() for name in names]
+    assert lay_side_by_side(blocks, names)
+    storage = {blocks[name].packed.untyped_storage().data_ptr() for name in names}
+    assert len(storage) == 1  # one buffer
+    for name, packed in zip(names, alone, strict=True):
+        assert torch.equal(blocks[name].packed, packed)  # each layer's own values, unchanged
+    joint = Int4Linear.side_by_side([Int4Linear(blocks[name]) for name in names])
+    assert joint is not None and joint.packed.untyped_storage().data_ptr() in storage
+    # The kernel's packing of the stacked 4-bit values is the buffer: its tiles of 64 rows are packed one by one.
+    K = 96
+    values = torch.cat([Int4Linear(blocks[name]).dequantised().T for name in names])  # (ΣN, K) bfloat16
+    assert torch.equal(joint.dequantised().T, values)
+    assert joint.packed.shape == (256, K // 2)
+
+
+@pytest.mark.parametrize("rows", [1, MAX_INT4_ROWS, MAX_INT4_ROWS + 5])
+def test_one_product_side_by_side_computes_exactly_what_each_layer_computes_alone(rows: int) -> None:
+    blocks, names = four_bit((128, 64, 64))
+    assert lay_side_by_side(blocks, names)
+    layers = [Int4Linear(blocks[name], torch.randn(blocks[name].shape[0])) for name in names]
+    joint = Int4Linear.side_by_side(layers)
+    assert joint is not None and joint.out_features == 256
+    x = torch.randn(rows, 96)
+    assert torch.equal(joint(x), torch.cat([layer(x) for layer in layers], dim=-1))
+
+
+def test_layers_packed_apart_or_of_another_kind_have_no_joint_product() -> None:
+    blocks, names = four_bit((64, 64))
+    apart = [Int4Linear(blocks[name]) for name in names]  # two buffers
+    assert Int4Linear.side_by_side(apart) is None
+    assert lay_side_by_side(blocks, names)
+    together = [Int4Linear(blocks[name]) for name in names]
+    assert Int4Linear.side_by_side(together[::-1]) is None  # out of order
+    assert Int4Linear.side_by_side(together[:1]) is None
+    assert Int4Linear.side_by_side([together[0], torch.nn.Linear(96, 64)]) is None
+    assert Int4Linear.side_by_side([Int4Linear(blocks[names[0]], torch.ones(64)), together[1]]) is None  # one bias
+    assert not lay_side_by_side(blocks, [names[0], "missing"])
+
+
+# --------------------------------------------------------------------------------------------------------------
+# 8-bit embedding and output layer.
+
+V, D = 320, 96
+
+
+@pytest.fixture(scope="module")
+def q8() -> tuple[np.ndarray, torch.Tensor]:
+    return quantised((V, D), "Q8_0", seed=3)
+
+
+def test_the_8bit_blocks_are_the_files_values(q8: tuple[np.ndarray, torch.Tensor]) -> None:
+    raw, exact = q8
+    blocks = int8_blocks(raw, "Q8_0", (V, D))
+    assert blocks is not None and blocks.values.dtype == torch.int8
+    assert torch.equal(blocks.dequantised(), exact)
+    assert int8_blocks(raw, "Q4_1", (V, D)) is None
+    table = Int8Embedding(blocks)
+    ids = torch.tensor([[0, 5, V - 1], [7, 7, 2]])
+    assert torch.equal(table(ids), exact[ids])  # (2, 3, D), float32, exact
+
+
+def test_the_row_grid_is_within_half_a_step_of_the_files_weights(q8: tuple[np.ndarray, torch.Tensor]) -> None:
+    raw, exact = q8
+    blocks = int8_blocks(raw, "Q8_0", (V, D))
+    assert blocks is not None
+    values, scales = row_quantised(blocks)
+    step = scales.float().unsqueeze(-1)  # (V, 1)
+    assert (values.float() * step - exact).abs().le(step / 2 + 1e-7).all()
+    assert values.abs().max() == 127
+
+
+@pytest.mark.parametrize("rows", [1, 3, MAX_INT8_ROWS])
+def test_the_8bit_output_layer_computes_its_largest_logits_from_the_files_weights(
+    q8: tuple[np.ndarray, torch.Tensor], rows: int
+) -> None:
+    raw, exact = q8
+    blocks = int8_blocks(raw, "Q8_0", (V, D))
+    assert blocks is not None
+    head = Int8Head(blocks)
+    x = torch.randn(rows, D)
+    expected = (x.double() @ exact.double().T).float()  # (rows, V)
+    got = head(x)
+    assert got.dtype == torch.float32 and got.shape == (rows, V)
+    top = expected.topk(RESCORED, dim=-1).indices
+    torch.testing.assert_close(got.gather(-1, top), expected.gather(-1, top), rtol=1e-5, atol=1e-6)
+    assert torch.equal(got.argmax(-1), expected.argmax(-1))
+    # the rest: bfloat16 inputs on a grid of 1/254 of each row's largest weight
+    assert (got - expected).abs().max() <= 0.02 * expected.abs().max()
+
+
+def test_many_rows_run_the_dequantised_blocks_in_bfloat16(q8: tuple[np.ndarray, torch.Tensor]) -> None:
+    raw, exact = q8
+    blocks = int8_blocks(raw, "Q8_0", (V, D))
+    assert blocks is not None
+    head = Int8Head(blocks)
+    x = torch.randn(2, MAX_INT8_ROWS + 3, D)
+    expected = x @ exact.T  # (2, T, V)
+    got = head(x)
+    assert got.shape == (2, MAX_INT8_ROWS + 3, V)
+    assert (got - expected).abs().max() <= 0.01 * expected.abs().max()
+    assert torch.equal(head.weight, exact.to(torch.bfloat16))
