@@ -127,11 +127,13 @@ class _Layer:
 
 
 def _projection(module: nn.Module) -> Projection:
-    """``module``'s map: ``F.linear`` on its own weight and bias for a plain ``nn.Linear`` (what its ``forward``
-    calls, without the attribute look-ups), otherwise its ``forward`` (low-bit layers)."""
+    """``module``'s map without the attribute look-ups of its ``forward``: ``F.linear`` on its own weight and bias
+    for a plain ``nn.Linear`` (what its ``forward`` calls), the function a layer offers as ``functional()``
+    (low-bit layers), otherwise its ``forward``."""
     if type(module) is nn.Linear:
         return functools.partial(F.linear, weight=module.weight, bias=module.bias)
-    return cast(Projection, module.forward)
+    functional = getattr(module, "functional", None)
+    return cast(Projection, module.forward if functional is None else functional())
 
 
 def _side_by_side(modules: Sequence[nn.Module]) -> Projection | None:
@@ -216,6 +218,7 @@ class FastDecoder:
         shape = (len(blocks), 1, self.groups, capacity, K)  # (layers, B=1, G, capacity, K)
         self.keys = torch.zeros(shape, dtype=dtype, device=device)
         self.values = torch.zeros(shape, dtype=dtype, device=device)
+        self._caches = list(zip(self.keys, self.values, strict=True))  # each layer's (1, G, capacity, K) views
         self.length = 0
         self._gqa = {"enable_gqa": True} if self.groups != self.heads else {}
 
@@ -260,30 +263,25 @@ class FastDecoder:
                 if rope is not None:
                     queries, keys = rotate(queries, *rope), rotate(keys, *rope)
                 values = layer.to_v(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
-            cached_keys, cached_values = self.keys[index], self.values[index]  # (1, G, capacity, K)
+            cached_keys, cached_values = self._caches[index]  # (1, G, capacity, K) each
             cached_keys[0, :, start:end] = keys
             cached_values[0, :, start:end] = values
+            all_keys, all_values = cached_keys[:, :, :end], cached_values[:, :, :end]  # (1, G, S, K)
             hook = layer.capture_point.weights_hook
             if hook is not None or exact:  # the readable path, which returns the weights
-                attended, weights = exact_attention(
-                    queries[None], cached_keys[:, :, :end], cached_values[:, :, :end], causal=True
-                )  # (1, H, T, K), (1, H, T, S)
+                attended, weights = exact_attention(queries[None], all_keys, all_values, causal=True)
                 if hook is not None:
-                    hook(weights)
+                    hook(weights)  # (1, H, T, S)
+                attended = attended[0].transpose(0, 1).reshape(T, H * K)  # (1, H, T, K) → (T, H·K)
             elif T == 1:  # the H/G query heads sharing a key/value head, read as H/G queries of it (no mask)
-                attended = F.scaled_dot_product_attention(
-                    queries.reshape(1, G, H // G, K), cached_keys[:, :, :end], cached_values[:, :, :end]
-                ).view(1, H, 1, K)  # (1, H, T, K)
+                attended = F.scaled_dot_product_attention(queries.reshape(1, G, H // G, K), all_keys, all_values)
+                attended = attended.view(1, H * K)  # (1, G, H/G, K) → (T, H·K)
             else:
                 attended = F.scaled_dot_product_attention(
-                    queries[None],  # (1, H, T, K)
-                    cached_keys[:, :, :end],  # (1, G, S, K)
-                    cached_values[:, :, :end],
-                    attn_mask=mask,
-                    is_causal=T > 1 and start == 0,
-                    **self._gqa,
+                    queries[None], all_keys, all_values, attn_mask=mask, is_causal=start == 0, **self._gqa
                 )  # (1, H, T, K)
-            x = x + layer.to_out(attended[0].transpose(0, 1).reshape(T, H * K))  # (T, D)
+                attended = attended[0].transpose(0, 1).reshape(T, H * K)  # (T, H·K)
+            x = x + layer.to_out(attended)  # (T, D)
             h = layer.mlp_norm(x)
             h = h if layer.input_dtype is None else h.to(layer.input_dtype)
             if layer.to_gate_hidden is not None:

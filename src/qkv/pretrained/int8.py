@@ -17,6 +17,8 @@ qkv keeps those blocks (:class:`Int8Blocks`, 8.5 bits a weight) instead of a bfl
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,22 +147,28 @@ class Int8Head(nn.Linear):
         return self.blocks.dequantised(dtype=torch.bfloat16)
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = x.numel() // self.in_features
-        flat = x.reshape(rows, self.in_features)  # (rows, K)
-        if rows > MAX_INT8_ROWS:
-            low = flat.to(torch.bfloat16)
-            y = torch.cat(
-                [
-                    F.linear(low, self.blocks.dequantised(slice(start, start + _SLICE), torch.bfloat16)).float()
-                    for start in range(0, self.out_features, _SLICE)
-                ],
-                dim=-1,
-            )  # (rows, N)
-            return y.view(*x.shape[:-1], self.out_features)
-        y = torch.ops.aten._weight_int8pack_mm(flat.to(torch.bfloat16), self.row_values, self.row_scales).float()
-        top = y.topk(min(RESCORED, self.out_features), dim=-1).indices  # (rows, R)
-        exact = self.blocks.dequantised(top) @ flat.float().unsqueeze(-1)  # (rows, R, K) @ (rows, K, 1)
-        return y.scatter_(-1, top, exact.squeeze(-1)).view(*x.shape[:-1], self.out_features)
+        return _logits(x, blocks=self.blocks, row_values=self.row_values, row_scales=self.row_scales)
+
+    def functional(self) -> Callable[[Tensor], Tensor]:
+        """:meth:`forward` as a function of ``x`` alone, on this layer's own tensors (no module look-ups per call)."""
+        return functools.partial(_logits, blocks=self.blocks, row_values=self.row_values, row_scales=self.row_scales)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, 8-bit blocks of {GROUP}, the top {RESCORED} logits rescored"
+
+
+def _logits(x: Tensor, *, blocks: Int8Blocks, row_values: Tensor, row_scales: Tensor) -> Tensor:
+    N, K = blocks.shape
+    rows = x.numel() // K
+    flat = x.reshape(rows, K)  # (rows, K)
+    if rows > MAX_INT8_ROWS:
+        low = flat.to(torch.bfloat16)
+        slices = [
+            F.linear(low, blocks.dequantised(slice(start, start + _SLICE), torch.bfloat16))
+            for start in range(0, N, _SLICE)
+        ]
+        return torch.cat(slices, dim=-1).float().view(*x.shape[:-1], N)  # (…, N)
+    y = torch.ops.aten._weight_int8pack_mm(flat.to(torch.bfloat16), row_values, row_scales).float()  # (rows, N)
+    top = y.topk(min(RESCORED, N), dim=-1).indices  # (rows, R)
+    exact = blocks.dequantised(top) @ flat.float().unsqueeze(-1)  # (rows, R, K) @ (rows, K, 1)
+    return y.scatter_(-1, top, exact.squeeze(-1)).view(*x.shape[:-1], N)

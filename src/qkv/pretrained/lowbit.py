@@ -24,7 +24,8 @@ The 4-bit blocks are the file's, not a new quantisation: llama.cpp's Q4_1 block 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, cast
 
@@ -140,8 +141,17 @@ class BF16Linear(nn.Linear):
         _set_bias(self, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.linear(x.to(torch.bfloat16), self.weight).float()
-        return y if self.bias is None else y + self.bias
+        return _bf16_product(x, weight=self.weight, bias=self.bias)
+
+    def functional(self) -> Callable[[Tensor], Tensor]:
+        """:meth:`forward` as a function of ``x`` alone, on this layer's own tensors (no module look-ups per call:
+        what a decoder calls a thousand times a token)."""
+        return functools.partial(_bf16_product, weight=self.weight, bias=self.bias)
+
+
+def _bf16_product(x: Tensor, *, weight: Tensor, bias: Tensor | None) -> Tensor:
+    y = F.linear(x.to(torch.bfloat16), weight).float()
+    return y if bias is None else y + bias
 
 
 class Int4Linear(nn.Linear):
@@ -188,14 +198,12 @@ class Int4Linear(nn.Linear):
         return torch.addcmul(zero, centred, scale).view(K, N)
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = x.numel() // self.in_features
-        flat = x.reshape(rows, self.in_features).to(torch.bfloat16)  # (rows, K)
-        if rows <= MAX_INT4_ROWS:
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scales_and_zeros)
-        else:
-            y = flat @ self.dequantised()  # (rows, N)
-        y = y.view(*x.shape[:-1], self.out_features).float()
-        return y if self.bias is None else y + self.bias
+        return _int4_product(x, packed=self.packed, scales_and_zeros=self.scales_and_zeros, bias=self.bias, layer=self)
+
+    def functional(self) -> Callable[[Tensor], Tensor]:
+        """:meth:`forward` as a function of ``x`` alone, on this layer's own tensors (no module look-ups per call)."""
+        tensors = {"packed": self.packed, "scales_and_zeros": self.scales_and_zeros, "bias": self.bias}
+        return functools.partial(_int4_product, **tensors, layer=self)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, 4-bit blocks of {GROUP}"
@@ -228,6 +236,23 @@ class Int4Linear(nn.Linear):
         scales = torch.cat([part.scales_and_zeros for part in parts], dim=1)  # (K/32, ΣN_i, 2)
         biases: list[Tensor] = [part.bias for part in parts if part.bias is not None]
         return Int4Linear(Int4Blocks(packed, scales), torch.cat(biases) if biases else None)
+
+
+def _int4_product(
+    x: Tensor, *, packed: Tensor, scales_and_zeros: Tensor, bias: Tensor | None, layer: Int4Linear
+) -> Tensor:
+    if x.dim() == 2 and x.shape[0] <= MAX_INT4_ROWS:  # (rows, K): a decoder's token, no reshaping
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), packed, GROUP, scales_and_zeros)
+    else:
+        rows = x.numel() // layer.in_features
+        flat = x.reshape(rows, layer.in_features).to(torch.bfloat16)  # (rows, K)
+        if rows <= MAX_INT4_ROWS:
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, packed, GROUP, scales_and_zeros)
+        else:
+            y = flat @ layer.dequantised()  # (rows, N)
+        y = y.view(*x.shape[:-1], layer.out_features)
+    y = y.float()
+    return y if bias is None else y + bias
 
 
 class BF16Embedding(nn.Embedding):
