@@ -9,7 +9,8 @@ import pytest
 import torch
 
 from qkv.pretrained.int8 import MAX_INT8_ROWS, RESCORED, Int8Embedding, Int8Head, int8_blocks, row_quantised
-from qkv.pretrained.lowbit import MAX_INT4_ROWS, Int4Blocks, Int4Linear, int4_blocks, lay_side_by_side
+from qkv.pretrained.lowbit import MAX_INT4_ROWS, Int4Blocks, Int4Linear, SideBySide, int4_blocks
+from qkv.shapes import ShapeError
 
 gguf = pytest.importorskip("gguf")
 from gguf.quants import dequantize, quantize  # noqa: E402
@@ -23,60 +24,61 @@ def quantised(shape: tuple[int, int], kind: str, seed: int = 0) -> tuple[np.ndar
     return raw, exact
 
 
-def four_bit(rows: tuple[int, ...], K: int = 96) -> tuple[dict[str, Int4Blocks], list[str]]:
-    names = [f"layer{i}" for i in range(len(rows))]
-    blocks = {}
-    for i, (name, N) in enumerate(zip(names, rows, strict=True)):
-        raw, _ = quantised((N, K), "Q4_1", seed=i)
-        found = int4_blocks(raw, "Q4_1", (N, K))
-        assert found is not None
-        blocks[name] = found
-    return blocks, names
+def four_bit(rows: tuple[int, ...], K: int = 96) -> list[Int4Blocks]:
+    found = [int4_blocks(quantised((N, K), "Q4_1", seed=i)[0], "Q4_1", (N, K)) for i, N in enumerate(rows)]
+    assert all(blocks is not None for blocks in found)
+    return [blocks for blocks in found if blocks is not None]
+
+
+def side_by_side(parts: list[Int4Blocks]) -> list[Int4Blocks]:
+    """The parts placed in one buffer, in reverse order (as a file may hold them)."""
+    group = SideBySide([part.shape for part in parts])
+    placed = {index: group.place(index, part) for index, part in reversed(list(enumerate(parts)))}
+    return [placed[index] for index in range(len(parts))]
 
 
 # --------------------------------------------------------------------------------------------------------------
 # 4-bit layers side by side.
 
 
-def test_layers_laid_side_by_side_share_one_buffer_packed_as_pytorch_packs_the_stacked_weights() -> None:
-    blocks, names = four_bit((128, 64, 64))
-    alone = [blocks[name].packed.clone() for name in names]
-    assert lay_side_by_side(blocks, names)
-    storage = {blocks[name].packed.untyped_storage().data_ptr() for name in names}
-    assert len(storage) == 1  # one buffer
-    for name, packed in zip(names, alone, strict=True):
-        assert torch.equal(blocks[name].packed, packed)  # each layer's own values, unchanged
-    joint = Int4Linear.side_by_side([Int4Linear(blocks[name]) for name in names])
-    assert joint is not None and joint.packed.untyped_storage().data_ptr() in storage
+def test_layers_side_by_side_share_one_buffer_packed_as_pytorch_packs_the_stacked_weights() -> None:
+    parts = four_bit((128, 64, 64))
+    placed = side_by_side(parts)
+    assert len({part.packed.untyped_storage().data_ptr() for part in placed}) == 1  # one buffer
+    for part, alone in zip(placed, parts, strict=True):
+        assert torch.equal(part.packed, alone.packed) and part.scales_and_zeros is alone.scales_and_zeros
+    joint = Int4Linear.side_by_side([Int4Linear(part) for part in placed])
+    assert joint is not None and joint.packed.data_ptr() == placed[0].packed.data_ptr()  # no copy
     # The kernel's packing of the stacked 4-bit values is the buffer: its tiles of 64 rows are packed one by one.
-    K = 96
-    values = torch.cat([Int4Linear(blocks[name]).dequantised().T for name in names])  # (ΣN, K) bfloat16
-    assert torch.equal(joint.dequantised().T, values)
-    assert joint.packed.shape == (256, K // 2)
+    values = torch.cat([Int4Linear(part).dequantised().T for part in parts])  # (ΣN, K) bfloat16
+    assert torch.equal(joint.dequantised().T, values) and joint.packed.shape == (256, 96 // 2)
 
 
 @pytest.mark.parametrize("rows", [1, MAX_INT4_ROWS, MAX_INT4_ROWS + 5])
 def test_one_product_side_by_side_computes_exactly_what_each_layer_computes_alone(rows: int) -> None:
-    blocks, names = four_bit((128, 64, 64))
-    assert lay_side_by_side(blocks, names)
-    layers = [Int4Linear(blocks[name], torch.randn(blocks[name].shape[0])) for name in names]
+    layers = [Int4Linear(part, torch.randn(part.shape[0])) for part in side_by_side(four_bit((128, 64, 64)))]
     joint = Int4Linear.side_by_side(layers)
     assert joint is not None and joint.out_features == 256
     x = torch.randn(rows, 96)
     assert torch.equal(joint(x), torch.cat([layer(x) for layer in layers], dim=-1))
+    assert torch.equal(joint.functional()(x), joint(x))
 
 
 def test_layers_packed_apart_or_of_another_kind_have_no_joint_product() -> None:
-    blocks, names = four_bit((64, 64))
-    apart = [Int4Linear(blocks[name]) for name in names]  # two buffers
-    assert Int4Linear.side_by_side(apart) is None
-    assert lay_side_by_side(blocks, names)
-    together = [Int4Linear(blocks[name]) for name in names]
+    parts = four_bit((64, 64))
+    assert Int4Linear.side_by_side([Int4Linear(part) for part in parts]) is None  # two buffers
+    together = [Int4Linear(part) for part in side_by_side(parts)]
     assert Int4Linear.side_by_side(together[::-1]) is None  # out of order
     assert Int4Linear.side_by_side(together[:1]) is None
     assert Int4Linear.side_by_side([together[0], torch.nn.Linear(96, 64)]) is None
-    assert Int4Linear.side_by_side([Int4Linear(blocks[names[0]], torch.ones(64)), together[1]]) is None  # one bias
-    assert not lay_side_by_side(blocks, [names[0], "missing"])
+    placed = [Int4Blocks(layer.packed, layer.scales_and_zeros) for layer in together]
+    biased = [Int4Linear(blocks, torch.ones(64)) for blocks in placed]
+    assert Int4Linear.side_by_side(biased) is not None  # both with a bias
+    assert Int4Linear.side_by_side([biased[0], together[1]]) is None  # one with a bias, one without
+    with pytest.raises(ShapeError, match="one K and multiples of 64 rows"):
+        SideBySide([(64, 96), (64, 64)])
+    with pytest.raises(ShapeError, match="layer 1 side by side is"):
+        SideBySide([(64, 96), (128, 96)]).place(1, parts[1])
 
 
 # --------------------------------------------------------------------------------------------------------------

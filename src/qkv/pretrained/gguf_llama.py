@@ -33,7 +33,7 @@ from qkv.model.config import FAMILIES, TransformerConfig
 from qkv.pretrained.assemble import Parts, check_fits
 from qkv.pretrained.gguf_file import BLOCK_TYPES, GGUFFile, dequantise
 from qkv.pretrained.int8 import Int8Blocks, int8_blocks
-from qkv.pretrained.lowbit import SIDE_BY_SIDE, Int4Blocks, WeightFormat, int4_blocks, lay_side_by_side
+from qkv.pretrained.lowbit import SIDE_BY_SIDE, Int4Blocks, SideBySide, WeightFormat, fits_int4, int4_blocks
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import Tensor
 
@@ -274,11 +274,11 @@ def _tensors(
     reader: GGUFFile, config: TransformerConfig, precision: WeightFormat
 ) -> tuple[dict[str, Tensor], dict[str, Int4Blocks | Int8Blocks]]:
     """Every tensor under qkv's name, and (``int4``) the blocks of the Q4 matrices and of a Q8_0 embedding or output
-    layer, one tensor at a time; the 4-bit blocks of a block's layers that multiply the same input laid side by
-    side (:func:`lay_side_by_side`)."""
+    layer, one tensor at a time; the 4-bit blocks of a block's layers that multiply the same input go side by side
+    into one buffer as they are read (:func:`_side_by_side`)."""
     tensors: dict[str, Tensor] = {}
     blocks: dict[str, Int4Blocks | Int8Blocks] = {}
-    four_bit: dict[str, Int4Blocks] = {}
+    places = _side_by_side(reader, config) if precision == "int4" else {}
     for info in reader.tensors.values():
         name = _our_name(info.name)
         raw = reader.read(info)  # (rows, bytes per row)
@@ -290,8 +290,9 @@ def _tensors(
         found: Int4Blocks | Int8Blocks | None = None
         if precision == "int4" and matrix:
             found = (int8_blocks if name in _EIGHT_BIT else int4_blocks)(raw, info.type_name, info.shape)
-        if isinstance(found, Int4Blocks):
-            four_bit[name] = found
+        if isinstance(found, Int4Blocks) and name in places:
+            group, index = places[name]
+            found = group.place(index, found)
         if found is not None:
             blocks[name] = found
             tensors[name] = torch.empty(info.shape, dtype=torch.bfloat16, device="meta")  # the blocks hold it
@@ -299,10 +300,23 @@ def _tensors(
             tensors[name] = dequantise(
                 raw, info, torch.bfloat16 if precision != "float32" and matrix else torch.float32
             )
+    return tensors, blocks
+
+
+def _side_by_side(reader: GGUFFile, config: TransformerConfig) -> dict[str, tuple[SideBySide, int]]:
+    """Each 4-bit weight that goes side by side with others (:data:`SIDE_BY_SIDE`, where every one of a group
+    becomes 4-bit blocks of one width ``K``): its group's buffer and its place in it."""
+    infos = {_our_name(info.name): info for info in reader.tensors.values()}
+    places = {}
     for layer in range(config.layers):
         for group in SIDE_BY_SIDE:
-            lay_side_by_side(four_bit, [f"blocks.{layer}.{name}.weight" for name in group])
-    return tensors, {**blocks, **four_bit}
+            names = [f"blocks.{layer}.{member}.weight" for member in group]
+            members = [infos.get(name) for name in names]
+            shapes = [info.shape for info in members if info is not None and fits_int4(info.type_name, info.shape)]
+            if len(shapes) == len(names) and len({K for _, K in shapes}) == 1:
+                buffer = SideBySide([(N, K) for N, K in shapes])
+                places.update({name: (buffer, index) for index, name in enumerate(names)})
+    return places
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -33,7 +33,7 @@ __all__ = ["MAX_INT8_ROWS", "RESCORED", "Int8Blocks", "Int8Embedding", "Int8Head
 GROUP = 32  # weights per Q8_0 block (llama.cpp's QK8_0)
 MAX_INT8_ROWS = 8  # up to this many rows the 8-bit kernel runs; more dequantise to bfloat16
 RESCORED = 16  # logits per row recomputed from the file's blocks after the coarse product
-_SLICE = 4096  # output rows dequantised at a time (a bounded temporary: 4096 × K floats)
+_SLICE = 256  # output rows dequantised at a time: small temporaries, which the allocator reuses (not keeps)
 _Q8_0_BYTES = 34  # bytes per Q8_0 block: the float16 scale, then 32 int8 values
 
 

@@ -12,7 +12,7 @@ Three weight formats (:data:`WeightFormat`), chosen with ``qkv.load(name, dtype=
   rows (a prompt) dequantise one layer at a time to bfloat16, where the 4-bit kernel is slow.
 
 Layers that multiply the same input (a block's query, key and value projections; its gate and up projections:
-:data:`SIDE_BY_SIDE`) keep their blocks side by side in one buffer (:func:`lay_side_by_side`), so that a decoder can
+:data:`SIDE_BY_SIDE`) keep their blocks side by side in one buffer (:class:`SideBySide`), so that a decoder can
 run them as one 4-bit product (:meth:`Int4Linear.side_by_side`): one kernel call instead of three or two, the
 same numbers, since the kernel computes each output row from its own blocks alone.
 
@@ -45,9 +45,10 @@ __all__ = [
     "BF16Linear",
     "Int4Blocks",
     "Int4Linear",
+    "SideBySide",
     "WeightFormat",
+    "fits_int4",
     "int4_blocks",
-    "lay_side_by_side",
 ]
 
 # How a pretrained model's weights are stored (and multiplied); training's compute precision is another thing:
@@ -78,10 +79,15 @@ class Int4Blocks:
         return int(self.packed.shape[0]), int(self.packed.shape[1]) * 2
 
 
+def fits_int4(kind: str, shape: tuple[int, ...]) -> bool:
+    """Whether a GGUF matrix of this type and shape ``(N, K)`` becomes 4-bit blocks (:func:`int4_blocks`)."""
+    return kind in _Q4_LAYOUTS and len(shape) == 2 and shape[0] % TILE == 0 and shape[1] % GROUP == 0
+
+
 def int4_blocks(raw: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int4Blocks | None:
     """The 4-bit kernel's form of a Q4_0/Q4_1 weight ``shape = (N, K)`` from the file's bytes ``(N, bytes per
     row)``; None where it cannot be held so (another type, or ``N`` not a multiple of 64)."""
-    if kind not in _Q4_LAYOUTS or len(shape) != 2 or shape[0] % TILE or shape[1] % GROUP:
+    if not fits_int4(kind, shape):
         return None
     N, K = shape
     size, scale_at, minimum_at, values_at = _Q4_LAYOUTS[kind]
@@ -101,22 +107,28 @@ def int4_blocks(raw: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int4Block
     return Int4Blocks(packed, scales_and_zeros)  # scales_and_zeros: (K/32, N, 2)
 
 
-def lay_side_by_side(blocks: dict[str, Int4Blocks], names: Sequence[str]) -> bool:
-    """Put the packed values of ``names`` (weights ``(N_i, K)`` that multiply the same input) into one buffer
-    ``(ΣN_i, K/2)``, in that order, each weight's now a view of its rows; whether it did (every name present,
-    with one ``K``). The kernel packs each tile of 64 rows on its own, so the buffer is the packing of the
-    weights stacked: :meth:`Int4Linear.side_by_side` runs it as one product. Scales and zeros stay apart (the
-    kernel needs them contiguous for each product it runs)."""
-    present = [blocks[name] for name in names if name in blocks]
-    if len(names) < 2 or len(present) != len(names) or len({b.shape[1] for b in present}) != 1:
-        return False
-    joint = torch.cat([b.packed for b in present])  # (ΣN_i, K/2)
-    start = 0
-    for name, b in zip(names, present, strict=True):
-        rows = b.shape[0]
-        blocks[name] = Int4Blocks(joint[start : start + rows], b.scales_and_zeros)
-        start += rows
-    return True
+class SideBySide:
+    """One buffer ``(ΣN_i, K/2)`` for the packed values of layers ``(N_i, K)`` that multiply the same input, filled
+    one layer at a time (as a loader reads them; a buffer filled at once would leave the layers' own buffers as
+    holes in the process's memory). The kernel packs each tile of 64 rows on its own, so the buffer is the packing
+    of the weights stacked: :meth:`Int4Linear.side_by_side` runs it as one product. Scales and zeros stay apart
+    (the kernel needs them contiguous for each product it runs)."""
+
+    def __init__(self, shapes: Sequence[tuple[int, int]]) -> None:
+        if len(shapes) < 2 or len({K for _, K in shapes}) != 1 or any(N % TILE or K % GROUP for N, K in shapes):
+            raise ShapeError(f"layers side by side need one K and multiples of {TILE} rows, got {list(shapes)}")
+        self.shapes = list(shapes)
+        self.starts = [sum(N for N, _ in shapes[:index]) for index in range(len(shapes))]
+        self.buffer = torch.empty(sum(N for N, _ in shapes), shapes[0][1] // 2, dtype=torch.uint8)  # (ΣN_i, K/2)
+
+    def place(self, index: int, blocks: Int4Blocks) -> Int4Blocks:
+        """Copy layer ``index``'s packed values into its rows; the same blocks, held in the buffer."""
+        if blocks.shape != self.shapes[index]:
+            raise ShapeError(f"layer {index} side by side is {self.shapes[index]}, got {blocks.shape}")
+        start = self.starts[index]
+        rows = self.buffer[start : start + blocks.shape[0]]  # (N_i, K/2): a view
+        rows.copy_(blocks.packed)
+        return Int4Blocks(rows, blocks.scales_and_zeros)
 
 
 def _set_bias(layer: nn.Linear, bias: Tensor | None) -> None:
@@ -195,7 +207,7 @@ class Int4Linear(nn.Linear):
         centred = values.view(K // GROUP, GROUP, N).to(torch.bfloat16).sub_(8)  # q - 8, exact
         # Contiguous (K/32, 1, N) factors: addcmul broadcasting a strided one is several times slower.
         scale, zero = (self.scales_and_zeros[..., i].unsqueeze(1).contiguous() for i in (0, 1))
-        return torch.addcmul(zero, centred, scale).view(K, N)
+        return torch.addcmul(zero, centred, scale, out=centred).view(K, N)  # in place: one temporary fewer
 
     def forward(self, x: Tensor) -> Tensor:
         return _int4_product(x, packed=self.packed, scales_and_zeros=self.scales_and_zeros, bias=self.bias, layer=self)
@@ -211,7 +223,7 @@ class Int4Linear(nn.Linear):
     @staticmethod
     def side_by_side(layers: Sequence[nn.Module]) -> Int4Linear | None:
         """One layer whose output ``(…, ΣN_i)`` is the outputs of ``layers`` side by side, on the same packed
-        values (no copy), where :func:`lay_side_by_side` laid them out so (each one's rows right after the
+        values (no copy), where :class:`SideBySide` laid them out so (each one's rows right after the
         previous one's, in one buffer); None otherwise. Its scales and zeros, and its bias, are concatenated
         copies (1/4 of the packed bytes). Every output is computed as the layer alone computes it."""
         if len(layers) < 2 or not all(type(layer) is Int4Linear for layer in layers):
