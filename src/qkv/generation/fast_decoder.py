@@ -216,8 +216,8 @@ class FastDecoder:
             dtype = model.embedding.tokens.weight.dtype
         device = next(model.parameters()).device
         shape = (len(blocks), 1, self.groups, capacity, K)  # (layers, B=1, G, capacity, K)
-        self.keys = torch.zeros(shape, dtype=dtype, device=device)
-        self.values = torch.zeros(shape, dtype=dtype, device=device)
+        self.keys = torch.empty(shape, dtype=dtype, device=device)  # a position is written before it is read
+        self.values = torch.empty(shape, dtype=dtype, device=device)
         self._caches = list(zip(self.keys, self.values, strict=True))  # each layer's (1, G, capacity, K) views
         self.length = 0
         self._gqa = {"enable_gqa": True} if self.groups != self.heads else {}

@@ -6,13 +6,15 @@ qkv keeps those blocks (:class:`Int8Blocks`, 8.5 bits a weight) instead of a bfl
 
 * the embedding (:class:`Int8Embedding`) looks rows up and returns the file's values exactly, in float32;
 * the output layer (:class:`Int8Head`) is the largest matrix a decoding step reads (49,152 × 576 for SmolLM2:
-  56 MB in bfloat16, as many bytes as the 30 blocks' 4-bit layers together). For a few rows it runs PyTorch's
-  8-bit weight-only kernel (``_weight_int8pack_mm``), which takes one scale per output row, not per block; so
-  the blocks are re-quantised once, at load, to one scale a row (:func:`row_quantised`: a coarser grid than the
-  file's), and the :data:`RESCORED` largest logits of each row are then computed again from the file's blocks in
-  float32. The token a greedy decoder picks is therefore the one the exact weights rank first (unless it lies
-  outside the coarse top 16); every other logit is within the row grid's rounding (BENCHMARKS.md, pretrained).
-  Many rows (a prompt's every position) dequantise the blocks to bfloat16, a slice of rows at a time.
+  56 MB in bfloat16, as many bytes as the 30 blocks' 4-bit layers together). PyTorch has no kernel for blocks
+  of 8 bits with a scale each (its 8-bit kernel takes one scale per row, and runs no faster than reading
+  bfloat16 here), so for a few rows the head is computed in two passes: a coarse one, PyTorch's 4-bit kernel on
+  a 4-bit copy of the blocks made at load (:func:`coarse_blocks`, 4.5 bits a weight: logits within about ±0.4),
+  then the :data:`RESCORED` largest coarse logits of each row computed again from the file's blocks, in
+  float32. The token a greedy decoder picks, and every logit that carries real probability, is therefore the
+  exact weights' (unless the best token lies outside the coarse top 64); the others keep the coarse values
+  (BENCHMARKS.md, pretrained: top tokens, and how far the probabilities move). Many rows (a prompt's every
+  position) dequantise the blocks to bfloat16, a slice of rows at a time.
 """
 
 from __future__ import annotations
@@ -26,13 +28,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from qkv.pretrained.lowbit import TILE, Int4Blocks, pack_int4
 from qkv.shapes import Tensor
 
-__all__ = ["MAX_INT8_ROWS", "RESCORED", "Int8Blocks", "Int8Embedding", "Int8Head", "int8_blocks", "row_quantised"]
+__all__ = ["MAX_INT8_ROWS", "RESCORED", "Int8Blocks", "Int8Embedding", "Int8Head", "coarse_blocks", "int8_blocks"]
 
 GROUP = 32  # weights per Q8_0 block (llama.cpp's QK8_0)
-MAX_INT8_ROWS = 8  # up to this many rows the 8-bit kernel runs; more dequantise to bfloat16
-RESCORED = 16  # logits per row recomputed from the file's blocks after the coarse product
+MAX_INT8_ROWS = 8  # up to this many rows the coarse 4-bit pass runs; more dequantise the blocks to bfloat16
+RESCORED = 64  # logits per row recomputed from the file's blocks after the coarse pass
 _SLICE = 256  # output rows dequantised at a time: small temporaries, which the allocator reuses (not keeps)
 _Q8_0_BYTES = 34  # bytes per Q8_0 block: the float16 scale, then 32 int8 values
 
@@ -68,20 +71,28 @@ def int8_blocks(raw: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int8Block
     return Int8Blocks(values, scales)
 
 
-def row_quantised(blocks: Int8Blocks) -> tuple[Tensor, Tensor]:
-    """The blocks' weights on one grid per row, as ``_weight_int8pack_mm`` reads them: int8 values ``(N, K)`` and
-    bfloat16 scales ``(N,)``, ``w ≈ scale·q``. Each row's scale is its largest ``|w|`` / 127, rounded to bfloat16
-    first so that the values are rounded to the grid the kernel multiplies by."""
+def coarse_blocks(blocks: Int8Blocks) -> Int4Blocks:
+    """A 4-bit copy of the blocks for the 4-bit kernel: per block of 32, ``w ≈ (q - 8)·scale + zero`` with
+    ``q`` in 0…15 spanning the block's smallest to largest weight (scale and zero in bfloat16, as the kernel reads
+    them). Rows are added up to a multiple of 64 (the kernel's tile) with zero weights."""
     N, K = blocks.shape
-    values = torch.empty(N, K, dtype=torch.int8)
-    scales = torch.empty(N, dtype=torch.bfloat16)
+    rows = -(-N // TILE) * TILE
+    packed = torch.zeros(rows, K // 2, dtype=torch.uint8)
+    scales_and_zeros = torch.zeros(K // GROUP, rows, 2, dtype=torch.bfloat16)
     for start in range(0, N, _SLICE):
-        rows = slice(start, min(start + _SLICE, N))
-        weights = blocks.dequantised(rows)  # (rows, K)
-        scale = (weights.abs().amax(-1) / 127).clamp(min=torch.finfo(torch.float32).tiny).to(torch.bfloat16)
-        scales[rows] = scale
-        values[rows] = weights.div_(scale.float().unsqueeze(-1)).round_().clamp_(-127, 127).to(torch.int8)
-    return values, scales
+        part = slice(start, min(start + _SLICE, N))
+        weights = blocks.dequantised(part).view(-1, K // GROUP, GROUP)  # (n, K/32, 32)
+        low, high = weights.amin(-1), weights.amax(-1)  # (n, K/32)
+        scale = ((high - low) / 15).clamp(min=torch.finfo(torch.float32).tiny).to(torch.bfloat16)
+        zero = (low + 8 * scale.float()).to(torch.bfloat16)
+        base = zero.float() - 8 * scale.float()  # what q = 0 stands for, as the kernel computes it
+        values = ((weights - base.unsqueeze(-1)) / scale.float().unsqueeze(-1)).round_().clamp_(0, 15)
+        n = weights.shape[0]
+        grid = torch.zeros(-(-n // TILE) * TILE, K, dtype=torch.uint8)  # (n up to a tile, K)
+        grid[:n] = values.view(n, K).to(torch.uint8)
+        pack_int4(grid, out=packed[start : start + grid.shape[0]])
+        scales_and_zeros[:, part] = torch.stack([scale, zero], dim=-1).transpose(0, 1)  # (K/32, n, 2)
+    return Int4Blocks(packed, scales_and_zeros)
 
 
 class Int8Embedding(nn.Embedding):
@@ -116,27 +127,31 @@ class Int8Embedding(nn.Embedding):
 class Int8Head(nn.Linear):
     """The output layer ``x Wᵀ`` on Q8_0 blocks (shared with a tied :class:`Int8Embedding`): logits in float32.
 
-    Up to :data:`MAX_INT8_ROWS` rows: PyTorch's 8-bit kernel on the row-quantised copy, then each row's
-    :data:`RESCORED` largest logits recomputed from the blocks in float32. More rows: the blocks dequantised to
-    bfloat16, :data:`_SLICE` output rows at a time, and bfloat16 products.
+    Up to :data:`MAX_INT8_ROWS` rows: PyTorch's 4-bit kernel on the coarse copy (:func:`coarse_blocks`), then
+    each row's :data:`RESCORED` largest logits recomputed from the blocks in float32. More rows: the blocks
+    dequantised to bfloat16, :data:`_SLICE` output rows at a time, and bfloat16 products.
     """
 
     input_dtype = torch.bfloat16
     output_dtype = torch.float32
     values: Tensor
     scales: Tensor
-    row_values: Tensor
-    row_scales: Tensor
+    coarse_packed: Tensor
+    coarse_scales_and_zeros: Tensor
 
     def __init__(self, blocks: Int8Blocks) -> None:
         nn.Module.__init__(self)  # no float weight: the blocks are the weight
         self.out_features, self.in_features = blocks.shape
         self.register_buffer("values", blocks.values)  # (N, K) int8
         self.register_buffer("scales", blocks.scales)  # (N, K/32) float32
-        row_values, row_scales = row_quantised(blocks)
-        self.register_buffer("row_values", row_values)  # (N, K) int8
-        self.register_buffer("row_scales", row_scales)  # (N,) bfloat16
+        coarse = coarse_blocks(blocks)
+        self.register_buffer("coarse_packed", coarse.packed)  # (N up to 64, K/2) uint8
+        self.register_buffer("coarse_scales_and_zeros", coarse.scales_and_zeros)  # (K/32, N up to 64, 2)
         self.register_parameter("bias", None)
+
+    @property
+    def coarse(self) -> Int4Blocks:
+        return Int4Blocks(self.coarse_packed, self.coarse_scales_and_zeros)
 
     @property
     def blocks(self) -> Int8Blocks:
@@ -147,17 +162,17 @@ class Int8Head(nn.Linear):
         return self.blocks.dequantised(dtype=torch.bfloat16)
 
     def forward(self, x: Tensor) -> Tensor:
-        return _logits(x, blocks=self.blocks, row_values=self.row_values, row_scales=self.row_scales)
+        return _logits(x, blocks=self.blocks, coarse=self.coarse)
 
     def functional(self) -> Callable[[Tensor], Tensor]:
         """:meth:`forward` as a function of ``x`` alone, on this layer's own tensors (no module look-ups per call)."""
-        return functools.partial(_logits, blocks=self.blocks, row_values=self.row_values, row_scales=self.row_scales)
+        return functools.partial(_logits, blocks=self.blocks, coarse=self.coarse)
 
     def extra_repr(self) -> str:
-        return f"{super().extra_repr()}, 8-bit blocks of {GROUP}, the top {RESCORED} logits rescored"
+        return f"{super().extra_repr()}, 8-bit blocks of {GROUP}, a 4-bit pass, the top {RESCORED} logits exact"
 
 
-def _logits(x: Tensor, *, blocks: Int8Blocks, row_values: Tensor, row_scales: Tensor) -> Tensor:
+def _logits(x: Tensor, *, blocks: Int8Blocks, coarse: Int4Blocks) -> Tensor:
     N, K = blocks.shape
     rows = x.numel() // K
     flat = x.reshape(rows, K)  # (rows, K)
@@ -168,7 +183,10 @@ def _logits(x: Tensor, *, blocks: Int8Blocks, row_values: Tensor, row_scales: Te
             for start in range(0, N, _SLICE)
         ]
         return torch.cat(slices, dim=-1).float().view(*x.shape[:-1], N)  # (…, N)
-    y = torch.ops.aten._weight_int8pack_mm(flat.to(torch.bfloat16), row_values, row_scales).float()  # (rows, N)
+    y = torch.ops.aten._weight_int4pack_mm_for_cpu(
+        flat.to(torch.bfloat16), coarse.packed, GROUP, coarse.scales_and_zeros
+    )
+    y = y[:, :N].float()  # (rows, N): the rows added up to a tile dropped
     top = y.topk(min(RESCORED, N), dim=-1).indices  # (rows, R)
     exact = blocks.dequantised(top) @ flat.float().unsqueeze(-1)  # (rows, R, K) @ (rows, K, 1)
     return y.scatter_(-1, top, exact.squeeze(-1)).view(*x.shape[:-1], N)

@@ -49,6 +49,7 @@ __all__ = [
     "WeightFormat",
     "fits_int4",
     "int4_blocks",
+    "pack_int4",
 ]
 
 # How a pretrained model's weights are stored (and multiplied); training's compute precision is another thing:
@@ -99,12 +100,19 @@ def int4_blocks(raw: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int4Block
         zero = blocks[..., minimum_at : minimum_at + 2].contiguous().view(torch.float16).float() + 8 * scale
     nibbles = blocks[..., values_at:]  # (N, K/32, 16): byte j holds value j (low) and value j + 16 (high)
     values = torch.cat([nibbles & 15, nibbles >> 4], dim=-1).view(N, K)  # (N, K), each in 0…15
-    # The kernel's layout (as _convert_weight_to_int4pack_for_cpu writes it, checked by the tests): for each tile
-    # of 64 rows, K × 32 bytes; byte (k, j) holds row j (low nibble) and row j + 32 (high) of column k.
-    tiles = values.view(N // 64, 2, 32, K)
-    packed = (tiles[:, 0] | (tiles[:, 1] << 4)).transpose(1, 2).contiguous().view(N, K // 2)
     scales_and_zeros = torch.cat([scale, zero], dim=-1).transpose(0, 1).to(torch.bfloat16).contiguous()
-    return Int4Blocks(packed, scales_and_zeros)  # scales_and_zeros: (K/32, N, 2)
+    return Int4Blocks(pack_int4(values), scales_and_zeros)  # scales_and_zeros: (K/32, N, 2)
+
+
+def pack_int4(values: Tensor, out: Tensor | None = None) -> Tensor:
+    """4-bit values ``(N, K)`` (uint8, each 0…15; ``N`` a multiple of 64) in the kernel's layout ``(N, K/2)`` (into
+    ``out`` if given), as ``_convert_weight_to_int4pack_for_cpu`` writes it (the tests check): for each tile of
+    64 rows, K × 32 bytes; byte (k, j) holds row j (low nibble) and row j + 32 (high) of column k."""
+    N, K = values.shape
+    tiles = values.view(N // TILE, 2, TILE // 2, K)
+    out = torch.empty(N, K // 2, dtype=torch.uint8) if out is None else out
+    torch.bitwise_or(tiles[:, 0], tiles[:, 1] << 4, out=out.view(N // TILE, K, TILE // 2).transpose(1, 2))
+    return out
 
 
 class SideBySide:
