@@ -54,6 +54,22 @@ def test_layers_side_by_side_share_one_buffer_packed_as_pytorch_packs_the_stacke
     assert torch.equal(joint.dequantised().T, values) and joint.packed.shape == (256, 96 // 2)
 
 
+@pytest.mark.parametrize(("kind", "shape"), [("Q4_1", (128, 96)), ("Q4_0", (64, 160))])
+def test_the_dequantised_weights_are_the_files_values_rounded_once_to_bfloat16(
+    kind: str, shape: tuple[int, int]
+) -> None:
+    raw, _ = quantised(shape, kind, seed=5)
+    blocks = int4_blocks(raw, kind, shape)
+    assert blocks is not None
+    N, K = shape
+    size, start = (18, 2) if kind == "Q4_0" else (20, 4)
+    nibbles = torch.from_numpy(raw.reshape(N, K // 32, size)[..., start:].copy())  # (N, K/32, 16)
+    q = torch.cat([nibbles & 15, nibbles >> 4], dim=-1).view(N, K // 32, 32).float()
+    scale, zero = (blocks.scales_and_zeros[..., i].T.float().unsqueeze(-1) for i in (0, 1))  # (N, K/32, 1)
+    expected = ((q - 8) * scale + zero).view(N, K).to(torch.bfloat16)  # as the kernel computes each weight
+    assert torch.equal(Int4Linear(blocks).dequantised().T, expected)
+
+
 @pytest.mark.parametrize("rows", [1, MAX_INT4_ROWS, MAX_INT4_ROWS + 5])
 def test_one_product_side_by_side_computes_exactly_what_each_layer_computes_alone(rows: int) -> None:
     layers = [Int4Linear(part, torch.randn(part.shape[0])) for part in side_by_side(four_bit((128, 64, 64)))]

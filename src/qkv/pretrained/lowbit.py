@@ -206,16 +206,19 @@ class Int4Linear(nn.Linear):
         (``q·scale + (zero - 8·scale)`` would round the block's offset once for all its 32 weights: a shared error
         that adds up in every dot product)."""
         N, K = self.out_features, self.in_features
-        tiles = N // 64
+        tiles = N // TILE
         # The kernel's layout: per tile of 64 rows, K × 32 bytes; byte (k, j) holds rows j (low) and j + 32 (high).
-        packed = self.packed.view(tiles, K, 32)
-        values = torch.empty(K, tiles, 2, 32, dtype=torch.uint8, device=packed.device)  # (K, N) once viewed
-        torch.bitwise_and(packed, 15, out=values[:, :, 0].permute(1, 0, 2))
-        torch.bitwise_right_shift(packed, 4, out=values[:, :, 1].permute(1, 0, 2))
-        centred = values.view(K // GROUP, GROUP, N).to(torch.bfloat16).sub_(8)  # q - 8, exact
+        # Flipping a nibble's top bit turns q into q - 8 as a signed 4-bit number; moved to the top of a byte, it
+        # reads as the int8 16·(q - 8), exactly, and a scale divided by 16 (a power of two: exact) takes it back.
+        flipped = torch.bitwise_xor(self.packed, 0x88).view(tiles, K, TILE // 2)
+        values = torch.empty(K, tiles, 2, TILE // 2, dtype=torch.uint8, device=flipped.device)  # (K, N) once viewed
+        torch.bitwise_left_shift(flipped, 4, out=values[:, :, 0].permute(1, 0, 2))  # rows j: the low nibbles
+        torch.bitwise_and(flipped, 0xF0, out=values[:, :, 1].permute(1, 0, 2))  # rows j + 32: the high ones
+        sixteenths = values.view(torch.int8).view(K // GROUP, GROUP, N).to(torch.bfloat16)  # 16·(q - 8)
         # Contiguous (K/32, 1, N) factors: addcmul broadcasting a strided one is several times slower.
-        scale, zero = (self.scales_and_zeros[..., i].unsqueeze(1).contiguous() for i in (0, 1))
-        return torch.addcmul(zero, centred, scale, out=centred).view(K, N)  # in place: one temporary fewer
+        scale = (self.scales_and_zeros[..., 0] / 16).unsqueeze(1)
+        zero = self.scales_and_zeros[..., 1].unsqueeze(1).contiguous()
+        return torch.addcmul(zero, sixteenths, scale, out=sixteenths).view(K, N)  # in place: one temporary fewer
 
     def forward(self, x: Tensor) -> Tensor:
         return _int4_product(x, packed=self.packed, scales_and_zeros=self.scales_and_zeros, bias=self.bias, layer=self)
