@@ -162,3 +162,31 @@ def test_many_rows_run_the_dequantised_blocks_in_bfloat16(q8: tuple[np.ndarray, 
     assert got.shape == (2, MAX_INT8_ROWS + 3, V)
     assert (got - expected).abs().max() <= 0.01 * expected.abs().max()
     assert torch.equal(head.weight, exact.to(torch.bfloat16))
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The fast decoder on 4-bit layers side by side, without RoPE (GPT-2's conventions; Llama's: test_lowbit.py).
+
+
+def test_the_fast_decoder_reads_a_joint_product_without_rope_as_the_transformer_reads_three() -> None:
+    from qkv.generation.fast_decoder import FastDecoder
+    from qkv.model import Transformer, preset
+
+    torch.manual_seed(0)
+    model = Transformer(preset("small", vocab_size=40, positions="learned")).eval()  # width 128, 4 heads
+    D = model.config.width
+    for block in model.blocks:
+        attention = block.attention
+        weights = [layer.weight.detach().numpy() for layer in (attention.to_q, attention.to_k, attention.to_v)]
+        parts = [int4_blocks(quantize(w, gguf.GGMLQuantizationType.Q4_0), "Q4_0", (D, D)) for w in weights]
+        placed = side_by_side([part for part in parts if part is not None])
+        attention.to_q, attention.to_k, attention.to_v = (Int4Linear(part) for part in placed)
+    decoder = FastDecoder(model, 12)
+    assert all(layer.to_qkv is not None for layer in decoder.layers)
+    ids = torch.randint(0, 40, (12,))
+    cache = model.new_cache(1, 12)
+    with torch.inference_mode():
+        got, expected = decoder.prefill(ids[:6]), model(ids[None, :6], cache=cache)[0, -1]
+        for token in ids[6:]:
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-5 * expected.abs().max().item())
+            got, expected = decoder.decode(int(token)), model(token.view(1, 1), cache=cache)[0, -1]

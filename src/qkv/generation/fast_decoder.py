@@ -113,12 +113,13 @@ class _Layer:
 
     capture_point: SelfAttention  # its weights_hook, when set, takes this layer's attention weights
     attention_norm: Norm  # (T, D) → (T, D)
-    input_dtype: torch.dtype | None  # what the projections multiply in (bfloat16 for lower precisions), if not x's
+    input_dtype: torch.dtype | None  # what q, k, v multiply in (bfloat16 for lower precisions), if not x's
     to_q: Projection
     to_k: Projection
     to_v: Projection
     to_out: Projection
     mlp_norm: Norm
+    mlp_input_dtype: torch.dtype | None  # what the MLP's first layer multiplies in, if not x's
     to_gate: Projection | None  # SwiGLU only
     to_hidden: Projection
     to_down: Projection
@@ -190,6 +191,7 @@ class FastDecoder:
                     to_v=_projection(attention.to_v),
                     to_out=_projection(attention.to_out),
                     mlp_norm=norm_function(block.mlp_norm),
+                    mlp_input_dtype=getattr(mlp.to_hidden, "input_dtype", None),
                     to_gate=to_gate,
                     to_hidden=to_hidden,
                     to_down=_projection(mlp.to_out),
@@ -283,7 +285,7 @@ class FastDecoder:
                 attended = attended[0].transpose(0, 1).reshape(T, H * K)  # (T, H·K)
             x = x + layer.to_out(attended)  # (T, D)
             h = layer.mlp_norm(x)
-            h = h if layer.input_dtype is None else h.to(layer.input_dtype)
+            h = h if layer.mlp_input_dtype is None else h.to(layer.mlp_input_dtype)
             if layer.to_gate_hidden is not None:
                 h = layer.to_gate_hidden(h)  # (T, 2F): to_gate and to_hidden read their halves
             x = x + feed_forward(h, layer.to_hidden, layer.to_gate, layer.to_down, self.activation)  # (T, D)
