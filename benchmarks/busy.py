@@ -209,7 +209,7 @@ def decode_case(model: str, tokens: int, policy: str) -> Callable[[], dict[str, 
         transformer = loaded.model
         prompt = torch.tensor([loaded.encode(DECODE_PROMPT)])  # (B=1, T)
     if policy == "qkv":
-        use_threads(decode_threads(sum(p.numel() for p in transformer.parameters())))
+        use_threads(decode_threads(transformer.config.parameter_count()))  # low-bit layers hold buffers
 
     def decode() -> dict[str, Any]:
         stream = generate(transformer, prompt, tokens, GREEDY)

@@ -68,10 +68,19 @@ def test_the_module_imports_no_torch() -> None:
     assert python("import sys, qkv.threads, qkv.cli.main; print('torch' in sys.modules)") == "False"
 
 
-def test_small_models_decode_on_one_thread_larger_ones_on_every_core() -> None:
+def test_small_models_decode_on_one_thread_larger_ones_on_every_idle_core() -> None:
     assert threads.decode_threads(110_000) == 1 and threads.decode_threads(threads.ONE_THREAD_PARAMETERS) == 1
-    assert threads.decode_threads(threads.ONE_THREAD_PARAMETERS + 1) is None  # PyTorch's default
-    assert threads.decode_threads(135_000_000) is None
+    large = threads.ONE_THREAD_PARAMETERS + 1
+    assert threads.decode_threads(large, busy=0.0, cores=2) is None  # PyTorch's default
+    assert threads.decode_threads(135_000_000, busy=0.4, cores=2) is None
+    assert threads.decode_threads(135_000_000, busy=0.6, cores=2) == 1  # another program keeps a core busy
+    assert threads.decode_threads(135_000_000, busy=3.2, cores=2) == 1  # at least one
+    assert threads.decode_threads(135_000_000, busy=2.9, cores=8) == 5
+    assert threads.decode_threads(110_000, busy=5.0, cores=8) == 1
+
+
+def test_the_busy_cores_are_measured_between_none_and_all() -> None:
+    assert 0.0 <= threads.busy_cores(0.05) <= (os.cpu_count() or 1) + 0.5
 
 
 def test_use_threads_sets_torchs_count() -> None:

@@ -12,7 +12,9 @@ import pytest
 import torch
 
 from qkv.errors import InputError
+from qkv.generation.fast_decoder import FastDecoder
 from qkv.pretrained import load
+from qkv.pretrained.int8 import Int8Embedding, Int8Head
 from qkv.pretrained.lowbit import MAX_INT4_ROWS, BF16Embedding, BF16Linear, Int4Linear, int4_blocks
 
 from .conftest import transformers_or_skip
@@ -96,27 +98,59 @@ def test_bf16_layers_compute_in_bfloat16_and_return_float32() -> None:
 # A whole model from a quantised GGUF.
 
 
-@pytest.fixture(scope="module")
-def q4_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny Llama (width 64, 4 heads sharing 2 key/value heads) stored as llama.cpp stores SmolLM2: Q4_1
+def q4_model(directory: Path, width: int) -> Path:
+    """A tiny Llama (4 heads sharing 2 key/value heads, MLP width 128) stored as llama.cpp stores SmolLM2: Q4_1
     matrices, a Q8_0 embedding, float32 norms."""
     transformers_or_skip()
-    source: Any = tiny_llama(hidden_size=64, intermediate_size=128)
+    source: Any = tiny_llama(hidden_size=width, intermediate_size=128)
     tensors = gguf_tensors(source)
     types = {name: "Q4_1" for name, array in tensors.items() if array.ndim == 2}
     types["token_embd.weight"] = "Q8_0"
-    return write_gguf(tmp_path_factory.mktemp("q4") / "q4.gguf", tensors, width=64, mlp_width=128, types=types)
+    return write_gguf(directory / "q4.gguf", tensors, width=width, mlp_width=128, types=types)
 
 
-def test_int4_keeps_the_4bit_blocks_and_bfloat16_for_the_rest(q4_gguf: Path) -> None:
+@pytest.fixture(scope="module")
+def q4_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Width 64: its key and value projections have 32 rows, fewer than the 4-bit kernel's tile."""
+    return q4_model(tmp_path_factory.mktemp("q4"), width=64)
+
+
+@pytest.fixture(scope="module")
+def q4_wide_gguf(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Width 128: every projection a multiple of 64 rows, all of them 4-bit."""
+    return q4_model(tmp_path_factory.mktemp("q4_wide"), width=128)
+
+
+def test_int4_keeps_the_files_blocks_and_bfloat16_for_the_rest(q4_gguf: Path) -> None:
     model = load(q4_gguf, dtype="int4")
     block = model.model.blocks[0]
     for layer in (block.attention.to_q, block.attention.to_out, block.mlp.to_gate, block.mlp.to_out):
         assert isinstance(layer, Int4Linear)
     assert type(block.attention.to_k) is BF16Linear  # 32 output rows: the kernel's tiles are 64
-    assert isinstance(model.model.embedding.tokens, BF16Embedding)
-    assert model.model.lm_head is not None and model.model.lm_head.weight is model.model.embedding.tokens.weight
+    tokens, head = model.model.embedding.tokens, model.model.lm_head
+    assert isinstance(tokens, Int8Embedding) and isinstance(head, Int8Head)  # the Q8_0 table, shared
+    assert head.values is tokens.values and head.scales is tokens.scales
     assert model.precision == "int4" and "int4" in repr(model)
+    low = load(q4_gguf, dtype="bfloat16").model
+    assert isinstance(low.embedding.tokens, BF16Embedding) and isinstance(low.lm_head, BF16Linear)
+    assert low.lm_head.weight is low.embedding.tokens.weight
+
+
+def test_the_fast_decoder_runs_4bit_projections_side_by_side_and_computes_the_transformers_logits(
+    q4_wide_gguf: Path,
+) -> None:
+    model = load(q4_wide_gguf, dtype="int4").model
+    attention, mlp = model.blocks[0].attention, model.blocks[0].mlp
+    assert all(isinstance(layer, Int4Linear) for layer in (attention.to_k, attention.to_v, mlp.to_hidden))
+    decoder = FastDecoder(model, 16)
+    assert all(layer.to_qkv is not None and layer.to_gate_hidden is not None for layer in decoder.layers)
+    ids = torch.randint(3, 262, (12,))
+    cache = model.new_cache(1, 16)
+    with torch.inference_mode():
+        got, expected = decoder.prefill(ids[:8]), model(ids[None, :8], cache=cache)[0, -1]
+        for token in ids[8:]:
+            torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * expected.abs().max().item())
+            got, expected = decoder.decode(int(token)), model(token.view(1, 1), cache=cache)[0, -1]
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "int4"])

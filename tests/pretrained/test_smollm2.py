@@ -127,16 +127,33 @@ def test_the_model_is_what_the_gguf_says(ours: Model) -> None:
 
 
 # --------------------------------------------------------------------------------------------------------------
-# Lower precisions (bfloat16, and int4: the file's own Q4_1 blocks) against float32, and the fast decoder.
+# Lower precisions (bfloat16, and int4: the file's own Q4_1 and Q8_0 blocks) against float32, and the fast decoder.
 #
 # Tolerance: a low-precision model rounds activations (and, for int4, the blocks' scales) to bfloat16, 8
 # significant bits. Over the 30 layers this moves SmolLM2's logits (which span about ±40) by 0.1 on average
 # and by at most ~0.8 at any position measured here; the greedy choice flips only where the two best logits lie
-# that close. The tests therefore require a mean logit difference below 0.2, the same top token at ≥ 95% of
-# positions, and identical greedy answers on the prompts below (measured: identical for 60 tokens on 8/8 chat
-# prompts in int4, 7/8 in bfloat16).
+# that close. The tests therefore require a mean logit difference below 0.2, the same top token as float32 at
+# ≥ 97% of the positions of varied text read one token at a time by the decoder (as generation runs it; ≥ 95% on
+# the short prompts through the module path), identical greedy answers on the prompts below (measured: identical
+# for 60 tokens on 8/8 chat prompts in int4, 7/8 in bfloat16) and "Paris" in every precision.
 
 SAME_ANSWERS = ["What is the capital of France?", "Write a short poem about attention.", "What is 2 + 2?"]
+VARIED_TEXTS = [
+    "The old lighthouse keeper climbed the spiral stairs every evening, counting the steps as his father had taught "
+    "him. Ninety-seven steps, a landing, then the lamp room where the great lens waited. Tonight the fog rolled in "
+    "early from the sea, thick and grey, and he knew the ships would need the light more than ever.",
+    "def merge_sort(items):\n    if len(items) <= 1:\n        return items\n    middle = len(items) // 2\n"
+    "    left = merge_sort(items[:middle])\n    right = merge_sort(items[middle:])\n    result = []\n"
+    "    while left and right:\n        result.append(left.pop(0) if left[0] <= right[0] else right.pop(0))\n"
+    "    return result + left + right\n",
+    "Photosynthesis converts light energy into chemical energy. In the chloroplasts, water is split and oxygen is "
+    "released, while carbon dioxide is fixed into sugars through the Calvin cycle. The overall equation is "
+    "6 CO2 + 6 H2O -> C6H12O6 + 6 O2.",
+    "Le petit prince demanda au renard ce que signifiait apprivoiser. Le renard répondit que c'était une chose trop "
+    "oubliée: cela signifie créer des liens.",
+    "| year | city | visitors |\n|------|------|----------|\n| 2019 | Lisbon | 4,512,000 |\n"
+    "| 2020 | Lisbon | 1,201,300 |\n| 2021 | Porto | 2,870,450 |",
+]
 
 
 @pytest.fixture(scope="module", params=["int4", "bfloat16"])
@@ -153,6 +170,30 @@ def test_low_precision_logits_stay_close_to_float32(ours: Model, low: Model) -> 
     assert gap.mean().item() < 0.2, f"mean logit difference {gap.mean().item():.3f}"
     agreement = (got.argmax(-1) == expected.argmax(-1)).float().mean().item()
     assert agreement >= 0.95, f"same top token at {agreement:.1%} of positions"
+
+
+def test_low_precision_decoding_picks_float32s_top_token_at_97_percent_of_positions(ours: Model, low: Model) -> None:
+    from qkv.generation.fast_decoder import FastDecoder
+
+    answer = (
+        "The sky looks blue because the molecules of the air scatter the short blue wavelengths of sunlight far more "
+        "than the long red ones, so blue light reaches our eyes from every direction."
+    )
+    chat = ours.chat_prompt("Why is the sky blue? Answer in one sentence.") + answer
+    same = positions = 0
+    with torch.inference_mode():
+        for text in [*VARIED_TEXTS, chat]:
+            ids = ours.encode(text)
+            expected = ours.model(torch.tensor([ids]))[0].argmax(-1)  # (T,): float32, the whole text at once
+            decoder = FastDecoder(low.model, len(ids))
+            got = torch.stack([decoder.decode(token).argmax() for token in ids])  # one token at a time
+            same, positions = same + int((got == expected).sum()), positions + len(ids)
+    assert positions >= 300
+    assert same >= 0.97 * positions, f"the same top token at {same}/{positions} positions"
+
+
+def test_low_precision_knows_the_capital_of_france(low: Model) -> None:
+    assert low.generate(low.chat_prompt("What is the capital of France?"), 20) == "The capital of France is Paris."
 
 
 @pytest.mark.parametrize("question", SAME_ANSWERS)

@@ -161,7 +161,7 @@ def run(args: argparse.Namespace) -> int:
     from qkv.pretrained import load
 
     model = load(name, dtype=dtype)
-    parameters = sum(p.numel() for p in model.model.parameters())
+    parameters = model.config.parameter_count()  # low-bit layers hold buffers, not parameters: count by the config
     use_threads(decode_threads(parameters))  # one thread for a small model: as fast, and far faster when busy
     if not model.is_causal:
         raise UserError(f"{name} is an encoder and writes no text; generate with a language model (smollm2)")

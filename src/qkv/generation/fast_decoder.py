@@ -12,6 +12,11 @@ the loop. The maths is the model's own, called without the modules around it: th
 mask (:func:`~qkv.attention.masks.causal`); only the loop over the blocks and the attention call are written
 here.
 
+Where a model's layers offer it, projections that multiply the same input run as one product: a projection type
+with a ``side_by_side(layers)`` function (4-bit layers: :meth:`qkv.pretrained.lowbit.Int4Linear.side_by_side`)
+returns one map whose output is the layers' outputs side by side, computed on the same weights — the queries,
+keys and values in one call, the SwiGLU gate and hidden layer in another — which are then read as views of it.
+
 One function serves every configuration the Transformer computes as a pre-norm causal decoder with an LM
 head: GPT-2's conventions (learned or sinusoidal positions added to the embedding, LayerNorm with or without
 shift, GELU / tanh-GELU / ReLU, biases or not, tied or untied output) and Llama's (RoPE, RMSNorm, SwiGLU,
@@ -35,7 +40,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import cast
 
@@ -108,23 +113,43 @@ class _Layer:
 
     capture_point: SelfAttention  # its weights_hook, when set, takes this layer's attention weights
     attention_norm: Norm  # (T, D) → (T, D)
-    input_dtype: torch.dtype | None  # what the projections multiply in (bfloat16 for lower precisions), if not x's
+    input_dtype: torch.dtype | None  # what q, k, v multiply in (bfloat16 for lower precisions), if not x's
     to_q: Projection
     to_k: Projection
     to_v: Projection
     to_out: Projection
     mlp_norm: Norm
+    mlp_input_dtype: torch.dtype | None  # what the MLP's first layer multiplies in, if not x's
     to_gate: Projection | None  # SwiGLU only
     to_hidden: Projection
     to_down: Projection
+    to_qkv: Projection | None  # (T, D) → (T, (H + 2G)·K): queries, keys, values side by side, where offered
+    to_gate_hidden: Projection | None  # (T, D) → (T, 2F): gate and hidden side by side (SwiGLU), where offered
 
 
 def _projection(module: nn.Module) -> Projection:
-    """``module``'s map: ``F.linear`` on its own weight and bias for a plain ``nn.Linear`` (what its ``forward``
-    calls, without the attribute look-ups), otherwise its ``forward`` (low-bit layers)."""
+    """``module``'s map without the attribute look-ups of its ``forward``: ``F.linear`` on its own weight and bias
+    for a plain ``nn.Linear`` (what its ``forward`` calls), the function a layer offers as ``functional()``
+    (low-bit layers), otherwise its ``forward``."""
     if type(module) is nn.Linear:
         return functools.partial(F.linear, weight=module.weight, bias=module.bias)
-    return cast(Projection, module.forward)
+    functional = getattr(module, "functional", None)
+    return cast(Projection, module.forward if functional is None else functional())
+
+
+def _side_by_side(modules: Sequence[nn.Module]) -> Projection | None:
+    """One map computing ``modules``' outputs side by side, where their type offers one (``side_by_side``)."""
+    kind = type(modules[0])
+    join = getattr(kind, "side_by_side", None)
+    if join is None or any(type(module) is not kind for module in modules):
+        return None
+    joint = join(modules)
+    return None if joint is None else _projection(joint)
+
+
+def _columns(start: int, width: int) -> Projection:
+    """The map ``y (…, N)`` → ``y[…, start : start + width]``, a view: one product's share."""
+    return functools.partial(torch.narrow, dim=-1, start=start, length=width)
 
 
 class FastDecoder:
@@ -150,6 +175,12 @@ class FastDecoder:
         self.layers = []
         for block in blocks:
             attention, mlp = block.attention, block.mlp
+            to_gate = None if mlp.to_gate is None else _projection(mlp.to_gate)
+            to_hidden = _projection(mlp.to_hidden)
+            to_gate_hidden = None if mlp.to_gate is None else _side_by_side([mlp.to_gate, mlp.to_hidden])
+            if to_gate_hidden is not None:  # the MLP reads the joint product's halves
+                width = config.hidden_width
+                to_gate, to_hidden = _columns(0, width), _columns(width, width)
             self.layers.append(
                 _Layer(
                     capture_point=attention,
@@ -160,9 +191,12 @@ class FastDecoder:
                     to_v=_projection(attention.to_v),
                     to_out=_projection(attention.to_out),
                     mlp_norm=norm_function(block.mlp_norm),
-                    to_gate=None if mlp.to_gate is None else _projection(mlp.to_gate),
-                    to_hidden=_projection(mlp.to_hidden),
+                    mlp_input_dtype=getattr(mlp.to_hidden, "input_dtype", None),
+                    to_gate=to_gate,
+                    to_hidden=to_hidden,
                     to_down=_projection(mlp.to_out),
+                    to_qkv=_side_by_side([attention.to_q, attention.to_k, attention.to_v]),
+                    to_gate_hidden=to_gate_hidden,
                 )
             )
         self.activation = ACTIVATIONS[config.activation]
@@ -179,11 +213,14 @@ class FastDecoder:
         self.final_norm = None if model.final_norm is None else norm_function(model.final_norm)
         assert model.lm_head is not None  # supports() checked it
         self.lm_head = _projection(model.lm_head)
-        weight = model.embedding.tokens.weight
-        dtype = getattr(blocks[0].attention.to_k, "output_dtype", weight.dtype)  # float32 for lower-precision weights
+        dtype = getattr(blocks[0].attention.to_k, "output_dtype", None)  # float32 for lower-precision weights
+        if dtype is None:  # (a low-bit table's weight is computed when read: only a plain one is asked)
+            dtype = model.embedding.tokens.weight.dtype
+        device = next(model.parameters()).device
         shape = (len(blocks), 1, self.groups, capacity, K)  # (layers, B=1, G, capacity, K)
-        self.keys = torch.zeros(shape, dtype=dtype, device=weight.device)
-        self.values = torch.zeros(shape, dtype=dtype, device=weight.device)
+        self.keys = torch.empty(shape, dtype=dtype, device=device)  # a position is written before it is read
+        self.values = torch.empty(shape, dtype=dtype, device=device)
+        self._caches = list(zip(self.keys, self.values, strict=True))  # each layer's (1, G, capacity, K) views
         self.length = 0
         self._gqa = {"enable_gqa": True} if self.groups != self.heads else {}
 
@@ -218,32 +255,39 @@ class FastDecoder:
         for index, layer in enumerate(self.layers):
             h = layer.attention_norm(x)  # (T, D)
             h = h if layer.input_dtype is None else h.to(layer.input_dtype)  # once for the three projections
-            queries = layer.to_q(h).view(T, H, K).transpose(0, 1)  # (H, T, K)
-            keys = layer.to_k(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
-            if rope is not None:
-                queries, keys = rotate(queries, *rope), rotate(keys, *rope)
-            cached_keys, cached_values = self.keys[index], self.values[index]  # (1, G, capacity, K)
+            if layer.to_qkv is not None:
+                qkv = layer.to_qkv(h).view(T, H + 2 * G, K).transpose(0, 1)  # (H + 2G, T, K)
+                qk = qkv[: H + G] if rope is None else rotate(qkv[: H + G], *rope)  # (H + G, T, K): one rotation
+                queries, keys, values = qk[:H], qk[H:], qkv[H + G :]
+            else:
+                queries = layer.to_q(h).view(T, H, K).transpose(0, 1)  # (H, T, K)
+                keys = layer.to_k(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
+                if rope is not None:
+                    queries, keys = rotate(queries, *rope), rotate(keys, *rope)
+                values = layer.to_v(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
+            cached_keys, cached_values = self._caches[index]  # (1, G, capacity, K) each
             cached_keys[0, :, start:end] = keys
-            cached_values[0, :, start:end] = layer.to_v(h).view(T, G, K).transpose(0, 1)  # (G, T, K)
+            cached_values[0, :, start:end] = values
+            all_keys, all_values = cached_keys[:, :, :end], cached_values[:, :, :end]  # (1, G, S, K)
             hook = layer.capture_point.weights_hook
             if hook is not None or exact:  # the readable path, which returns the weights
-                attended, weights = exact_attention(
-                    queries[None], cached_keys[:, :, :end], cached_values[:, :, :end], causal=True
-                )  # (1, H, T, K), (1, H, T, S)
+                attended, weights = exact_attention(queries[None], all_keys, all_values, causal=True)
                 if hook is not None:
-                    hook(weights)
+                    hook(weights)  # (1, H, T, S)
+                attended = attended[0].transpose(0, 1).reshape(T, H * K)  # (1, H, T, K) → (T, H·K)
+            elif T == 1:  # the H/G query heads sharing a key/value head, read as H/G queries of it (no mask)
+                attended = F.scaled_dot_product_attention(queries.reshape(1, G, H // G, K), all_keys, all_values)
+                attended = attended.view(1, H * K)  # (1, G, H/G, K) → (T, H·K)
             else:
                 attended = F.scaled_dot_product_attention(
-                    queries[None],  # (1, H, T, K)
-                    cached_keys[:, :, :end],  # (1, G, S, K)
-                    cached_values[:, :, :end],
-                    attn_mask=mask,
-                    is_causal=T > 1 and start == 0,
-                    **self._gqa,
+                    queries[None], all_keys, all_values, attn_mask=mask, is_causal=start == 0, **self._gqa
                 )  # (1, H, T, K)
-            x = x + layer.to_out(attended[0].transpose(0, 1).reshape(T, H * K))  # (T, D)
+                attended = attended[0].transpose(0, 1).reshape(T, H * K)  # (T, H·K)
+            x = x + layer.to_out(attended)  # (T, D)
             h = layer.mlp_norm(x)
-            h = h if layer.input_dtype is None else h.to(layer.input_dtype)
+            h = h if layer.mlp_input_dtype is None else h.to(layer.mlp_input_dtype)
+            if layer.to_gate_hidden is not None:
+                h = layer.to_gate_hidden(h)  # (T, 2F): to_gate and to_hidden read their halves
             x = x + feed_forward(h, layer.to_hidden, layer.to_gate, layer.to_down, self.activation)  # (T, D)
         self.length = end
         last = x[-1:]  # (1, D): only the last position's logits

@@ -23,6 +23,7 @@ from qkv.data.registry import PretrainedError
 from qkv.model.config import TransformerConfig
 from qkv.model.memory import check_memory
 from qkv.model.transformer import Transformer
+from qkv.pretrained.int8 import Int8Blocks, Int8Embedding, Int8Head
 from qkv.pretrained.lowbit import BF16Embedding, BF16Linear, Int4Blocks, Int4Linear, WeightFormat
 from qkv.shapes import Tensor
 from qkv.text.tokenizers import Tokenizer
@@ -44,7 +45,8 @@ class Parts:
     stop_ids: tuple[int, ...] = ()  # generation ends after any of these
     pad_id: int = 0
     max_embed_tokens: int | None = None  # sentence-transformers' max_seq_length, where the directory gives one
-    int4: dict[str, Int4Blocks] = field(default_factory=dict)  # 4-bit blocks of some matrices (GGUF, int4 only)
+    # The file's own blocks of some matrices (GGUF, int4 only): 4-bit layers, an 8-bit embedding and output layer.
+    blocks: dict[str, Int4Blocks | Int8Blocks] = field(default_factory=dict)
 
 
 def check_vocabulary(tokenizer: Tokenizer, vocab_size: int, where: Path) -> None:
@@ -95,22 +97,29 @@ def build(parts: Parts, precision: WeightFormat = "float32") -> Transformer:
                 f"{where}: tensor {name} has shape {tuple(given[name].shape)}, the config needs {shape}"
             )
     model = Transformer(config, initialise=False)  # every parameter is replaced below
-    lowered = _lower(model, given, parts.int4, precision) if precision != "float32" else set()
+    lowered = _lower(model, given, parts.blocks, precision) if precision != "float32" else set()
     state = {name: value.to(torch.float32).contiguous() for name, value in given.items() if name not in lowered}
     model.load_state_dict(state, strict=False, assign=True)  # every key was checked above
     if tied and model.lm_head is not None:
+        tokens = model.embedding.tokens
         if precision == "float32":
-            model.lm_head.weight = model.embedding.tokens.weight  # assign=True replaced the shared parameter
+            model.lm_head.weight = tokens.weight  # assign=True replaced the shared parameter
+        elif isinstance(tokens, Int8Embedding):
+            model.lm_head = Int8Head(tokens.blocks)  # the embedding's 8-bit blocks
         else:
-            model.lm_head = BF16Linear(model.embedding.tokens.weight)  # the embedding's bfloat16 table
+            model.lm_head = BF16Linear(tokens.weight)  # the embedding's bfloat16 table
     return model.eval()
 
 
 def _lower(
-    model: Transformer, tensors: dict[str, Tensor], blocks: dict[str, Int4Blocks], precision: WeightFormat
+    model: Transformer,
+    tensors: dict[str, Tensor],
+    blocks: dict[str, Int4Blocks | Int8Blocks],
+    precision: WeightFormat,
 ) -> set[str]:
-    """Put bfloat16 linear layers (4-bit ones where ``blocks`` has the weight and ``precision`` is ``int4``) and a
-    bfloat16 token embedding in place; return the names of the tensors they took."""
+    """Put bfloat16 linear layers and a bfloat16 token embedding in place — or, where ``precision`` is ``int4`` and
+    ``blocks`` has the weight, 4-bit layers and an 8-bit embedding and output layer; return the names of the
+    tensors they took."""
     taken = set()
     for parent_name, parent in list(model.named_modules()):
         for child_name, child in list(parent.named_children()):
@@ -118,13 +127,24 @@ def _lower(
             weight = tensors.get(f"{name}.weight")
             if weight is None:
                 continue  # a tied output layer: it gets the embedding's table
+            found = blocks.get(f"{name}.weight") if precision == "int4" else None
             if isinstance(child, nn.Linear):
                 bias = tensors.get(f"{name}.bias")
-                found = blocks.get(f"{name}.weight") if precision == "int4" else None
-                low = BF16Linear(weight.to(torch.bfloat16), bias) if found is None else Int4Linear(found, bias)
+                low: nn.Linear
+                if isinstance(found, Int4Blocks):
+                    low = Int4Linear(found, bias)
+                elif isinstance(found, Int8Blocks) and bias is None:
+                    low = Int8Head(found)
+                else:
+                    low = BF16Linear(weight.to(torch.bfloat16), bias)
                 setattr(parent, child_name, low)
                 taken.update({f"{name}.weight", f"{name}.bias"})
             elif name == "embedding.tokens":
-                setattr(parent, child_name, BF16Embedding(weight.to(torch.bfloat16)))
+                table: nn.Embedding
+                if isinstance(found, Int8Blocks):
+                    table = Int8Embedding(found)
+                else:
+                    table = BF16Embedding(weight.to(torch.bfloat16))
+                setattr(parent, child_name, table)
                 taken.add(f"{name}.weight")
     return taken

@@ -15,8 +15,9 @@ quantised) tensors. Three things need care:
   and control tokens (``<|im_start|>`` …) stay whole. The chat template is the file's Jinja text.
 
 ``precision`` (see :mod:`qkv.pretrained.lowbit`) decides what the tensors become: float32; or bfloat16 for
-every matrix (vectors such as norm gains stay float32), plus the 4-bit blocks of Q4_0/Q4_1 matrices for
-``int4``. Nothing is dequantised to float32 on the way to bfloat16 except one tensor at a time.
+every matrix (vectors such as norm gains stay float32), plus, for ``int4``, the 4-bit blocks of Q4_0/Q4_1
+matrices and the 8-bit blocks of a Q8_0 token embedding or output layer (:mod:`qkv.pretrained.int8`). Nothing
+is dequantised to float32 on the way to bfloat16 except one tensor at a time.
 """
 
 from __future__ import annotations
@@ -31,7 +32,8 @@ from qkv.data.registry import PretrainedError
 from qkv.model.config import FAMILIES, TransformerConfig
 from qkv.pretrained.assemble import Parts, check_fits
 from qkv.pretrained.gguf_file import BLOCK_TYPES, GGUFFile, dequantise
-from qkv.pretrained.lowbit import Int4Blocks, WeightFormat, int4_blocks
+from qkv.pretrained.int8 import Int8Blocks, int8_blocks
+from qkv.pretrained.lowbit import SIDE_BY_SIDE, Int4Blocks, SideBySide, WeightFormat, fits_int4, int4_blocks
 from qkv.pretrained.tokenizer import PretrainedTokenizer
 from qkv.shapes import Tensor
 
@@ -95,7 +97,7 @@ def read_gguf(path: Path, precision: WeightFormat = "float32") -> Parts:
         special_tokens=special_tokens,
         stop_ids=stop_ids,
         pad_id=pad if _is_int(pad) else (eos if _is_int(eos) else 0),
-        int4=blocks,
+        blocks=blocks,
     )
 
 
@@ -265,12 +267,18 @@ def unpermute_rope_rows(weight: Tensor, heads: int) -> Tensor:
     return weight.reshape(heads, K // 2, 2, columns).transpose(1, 2).reshape(rows, columns)  # (H·K, D)
 
 
+_EIGHT_BIT = ("embedding.tokens.weight", "lm_head.weight")  # the matrices int4 keeps as Q8_0 blocks
+
+
 def _tensors(
     reader: GGUFFile, config: TransformerConfig, precision: WeightFormat
-) -> tuple[dict[str, Tensor], dict[str, Int4Blocks]]:
-    """Every tensor under qkv's name, and (``int4``) the 4-bit blocks of the Q4 matrices, one tensor at a time."""
+) -> tuple[dict[str, Tensor], dict[str, Int4Blocks | Int8Blocks]]:
+    """Every tensor under qkv's name, and (``int4``) the blocks of the Q4 matrices and of a Q8_0 embedding or output
+    layer, one tensor at a time; the 4-bit blocks of a block's layers that multiply the same input go side by side
+    into one buffer as they are read (:func:`_side_by_side`)."""
     tensors: dict[str, Tensor] = {}
-    blocks: dict[str, Int4Blocks] = {}
+    blocks: dict[str, Int4Blocks | Int8Blocks] = {}
+    places = _side_by_side(reader, config) if precision == "int4" else {}
     for info in reader.tensors.values():
         name = _our_name(info.name)
         raw = reader.read(info)  # (rows, bytes per row)
@@ -279,9 +287,12 @@ def _tensors(
             if name.endswith(suffix) and raw.shape[0] % (2 * count) == 0:
                 raw = unpermute_rope_rows(torch.from_numpy(raw), count).contiguous().numpy()
         matrix = len(info.shape) == 2
-        found = None
-        if precision == "int4" and matrix and name != "embedding.tokens.weight":
-            found = int4_blocks(raw, info.type_name, info.shape)
+        found: Int4Blocks | Int8Blocks | None = None
+        if precision == "int4" and matrix:
+            found = (int8_blocks if name in _EIGHT_BIT else int4_blocks)(raw, info.type_name, info.shape)
+        if isinstance(found, Int4Blocks) and name in places:
+            group, index = places[name]
+            found = group.place(index, found)
         if found is not None:
             blocks[name] = found
             tensors[name] = torch.empty(info.shape, dtype=torch.bfloat16, device="meta")  # the blocks hold it
@@ -290,6 +301,22 @@ def _tensors(
                 raw, info, torch.bfloat16 if precision != "float32" and matrix else torch.float32
             )
     return tensors, blocks
+
+
+def _side_by_side(reader: GGUFFile, config: TransformerConfig) -> dict[str, tuple[SideBySide, int]]:
+    """Each 4-bit weight that goes side by side with others (:data:`SIDE_BY_SIDE`, where every one of a group
+    becomes 4-bit blocks of one width ``K``): its group's buffer and its place in it."""
+    infos = {_our_name(info.name): info for info in reader.tensors.values()}
+    places = {}
+    for layer in range(config.layers):
+        for group in SIDE_BY_SIDE:
+            names = [f"blocks.{layer}.{member}.weight" for member in group]
+            members = [infos.get(name) for name in names]
+            shapes = [info.shape for info in members if info is not None and fits_int4(info.type_name, info.shape)]
+            if len(shapes) == len(names) and len({K for _, K in shapes}) == 1:
+                buffer = SideBySide([(N, K) for N, K in shapes])
+                places.update({name: (buffer, index) for index, name in enumerate(names)})
+    return places
 
 
 # --------------------------------------------------------------------------------------------------------------

@@ -11,6 +11,11 @@ Three weight formats (:data:`WeightFormat`), chosen with ``qkv.load(name, dtype=
   kernel reads 4.5 bits per weight instead of 16 or 32, which is what bounds decoding speed at batch 1; many
   rows (a prompt) dequantise one layer at a time to bfloat16, where the 4-bit kernel is slow.
 
+Layers that multiply the same input (a block's query, key and value projections; its gate and up projections:
+:data:`SIDE_BY_SIDE`) keep their blocks side by side in one buffer (:class:`SideBySide`), so that a decoder can
+run them as one 4-bit product (:meth:`Int4Linear.side_by_side`): one kernel call instead of three or two, the
+same numbers, since the kernel computes each output row from its own blocks alone.
+
 The 4-bit blocks are the file's, not a new quantisation: llama.cpp's Q4_1 block of 32 weights stores a scale
 ``d`` and a minimum ``m`` (float16) and 32 values ``q`` in 0…15, ``w = d·q + m``; PyTorch's kernel computes
 ``w = (q - 8)·scale + zero`` per group of 32, so ``scale = d`` and ``zero = m + 8d`` (Q4_0: ``w = d·(q - 8)``,
@@ -19,8 +24,10 @@ The 4-bit blocks are the file's, not a new quantisation: llama.cpp's Q4_1 block 
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, cast
 
 import numpy as np
 import torch
@@ -32,13 +39,17 @@ from qkv.shapes import ShapeError, Tensor
 __all__ = [
     "GROUP",
     "MAX_INT4_ROWS",
+    "SIDE_BY_SIDE",
     "WEIGHT_FORMATS",
     "BF16Embedding",
     "BF16Linear",
     "Int4Blocks",
     "Int4Linear",
+    "SideBySide",
     "WeightFormat",
+    "fits_int4",
     "int4_blocks",
+    "pack_int4",
 ]
 
 # How a pretrained model's weights are stored (and multiplied); training's compute precision is another thing:
@@ -48,6 +59,10 @@ WEIGHT_FORMATS: tuple[WeightFormat, ...] = ("float32", "bfloat16", "int4")
 
 GROUP = 32  # weights per 4-bit block (llama.cpp's QK4_0 / QK4_1)
 MAX_INT4_ROWS = 8  # up to this many rows the 4-bit kernel is faster than bfloat16 (BENCHMARKS.md, pretrained)
+TILE = 64  # output rows per tile of the kernel's packed layout
+
+# The linear layers of a block that multiply the same input, in the order a decoder reads their joint output.
+SIDE_BY_SIDE = (("attention.to_q", "attention.to_k", "attention.to_v"), ("mlp.to_gate", "mlp.to_hidden"))
 
 # llama.cpp block layouts: bytes per block, and where the scale, the minimum (Q4_1) and the values start.
 _Q4_LAYOUTS = {"Q4_0": (18, 0, None, 2), "Q4_1": (20, 0, 2, 4)}
@@ -65,10 +80,15 @@ class Int4Blocks:
         return int(self.packed.shape[0]), int(self.packed.shape[1]) * 2
 
 
+def fits_int4(kind: str, shape: tuple[int, ...]) -> bool:
+    """Whether a GGUF matrix of this type and shape ``(N, K)`` becomes 4-bit blocks (:func:`int4_blocks`)."""
+    return kind in _Q4_LAYOUTS and len(shape) == 2 and shape[0] % TILE == 0 and shape[1] % GROUP == 0
+
+
 def int4_blocks(raw: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int4Blocks | None:
     """The 4-bit kernel's form of a Q4_0/Q4_1 weight ``shape = (N, K)`` from the file's bytes ``(N, bytes per
     row)``; None where it cannot be held so (another type, or ``N`` not a multiple of 64)."""
-    if kind not in _Q4_LAYOUTS or len(shape) != 2 or shape[0] % 64 or shape[1] % GROUP:
+    if not fits_int4(kind, shape):
         return None
     N, K = shape
     size, scale_at, minimum_at, values_at = _Q4_LAYOUTS[kind]
@@ -80,12 +100,43 @@ def int4_blocks(raw: np.ndarray, kind: str, shape: tuple[int, ...]) -> Int4Block
         zero = blocks[..., minimum_at : minimum_at + 2].contiguous().view(torch.float16).float() + 8 * scale
     nibbles = blocks[..., values_at:]  # (N, K/32, 16): byte j holds value j (low) and value j + 16 (high)
     values = torch.cat([nibbles & 15, nibbles >> 4], dim=-1).view(N, K)  # (N, K), each in 0…15
-    # The kernel's layout (as _convert_weight_to_int4pack_for_cpu writes it, checked by the tests): for each tile
-    # of 64 rows, K × 32 bytes; byte (k, j) holds row j (low nibble) and row j + 32 (high) of column k.
-    tiles = values.view(N // 64, 2, 32, K)
-    packed = (tiles[:, 0] | (tiles[:, 1] << 4)).transpose(1, 2).contiguous().view(N, K // 2)
     scales_and_zeros = torch.cat([scale, zero], dim=-1).transpose(0, 1).to(torch.bfloat16).contiguous()
-    return Int4Blocks(packed, scales_and_zeros)  # scales_and_zeros: (K/32, N, 2)
+    return Int4Blocks(pack_int4(values), scales_and_zeros)  # scales_and_zeros: (K/32, N, 2)
+
+
+def pack_int4(values: Tensor, out: Tensor | None = None) -> Tensor:
+    """4-bit values ``(N, K)`` (uint8, each 0…15; ``N`` a multiple of 64) in the kernel's layout ``(N, K/2)`` (into
+    ``out`` if given), as ``_convert_weight_to_int4pack_for_cpu`` writes it (the tests check): for each tile of
+    64 rows, K × 32 bytes; byte (k, j) holds row j (low nibble) and row j + 32 (high) of column k."""
+    N, K = values.shape
+    tiles = values.view(N // TILE, 2, TILE // 2, K)
+    out = torch.empty(N, K // 2, dtype=torch.uint8) if out is None else out
+    torch.bitwise_or(tiles[:, 0], tiles[:, 1] << 4, out=out.view(N // TILE, K, TILE // 2).transpose(1, 2))
+    return out
+
+
+class SideBySide:
+    """One buffer ``(ΣN_i, K/2)`` for the packed values of layers ``(N_i, K)`` that multiply the same input, filled
+    one layer at a time (as a loader reads them; a buffer filled at once would leave the layers' own buffers as
+    holes in the process's memory). The kernel packs each tile of 64 rows on its own, so the buffer is the packing
+    of the weights stacked: :meth:`Int4Linear.side_by_side` runs it as one product. Scales and zeros stay apart
+    (the kernel needs them contiguous for each product it runs)."""
+
+    def __init__(self, shapes: Sequence[tuple[int, int]]) -> None:
+        if len(shapes) < 2 or len({K for _, K in shapes}) != 1 or any(N % TILE or K % GROUP for N, K in shapes):
+            raise ShapeError(f"layers side by side need one K and multiples of {TILE} rows, got {list(shapes)}")
+        self.shapes = list(shapes)
+        self.starts = [sum(N for N, _ in shapes[:index]) for index in range(len(shapes))]
+        self.buffer = torch.empty(sum(N for N, _ in shapes), shapes[0][1] // 2, dtype=torch.uint8)  # (ΣN_i, K/2)
+
+    def place(self, index: int, blocks: Int4Blocks) -> Int4Blocks:
+        """Copy layer ``index``'s packed values into its rows; the same blocks, held in the buffer."""
+        if blocks.shape != self.shapes[index]:
+            raise ShapeError(f"layer {index} side by side is {self.shapes[index]}, got {blocks.shape}")
+        start = self.starts[index]
+        rows = self.buffer[start : start + blocks.shape[0]]  # (N_i, K/2): a view
+        rows.copy_(blocks.packed)
+        return Int4Blocks(rows, blocks.scales_and_zeros)
 
 
 def _set_bias(layer: nn.Linear, bias: Tensor | None) -> None:
@@ -110,8 +161,17 @@ class BF16Linear(nn.Linear):
         _set_bias(self, bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        y = F.linear(x.to(torch.bfloat16), self.weight).float()
-        return y if self.bias is None else y + self.bias
+        return _bf16_product(x, weight=self.weight, bias=self.bias)
+
+    def functional(self) -> Callable[[Tensor], Tensor]:
+        """:meth:`forward` as a function of ``x`` alone, on this layer's own tensors (no module look-ups per call:
+        what a decoder calls a thousand times a token)."""
+        return functools.partial(_bf16_product, weight=self.weight, bias=self.bias)
+
+
+def _bf16_product(x: Tensor, *, weight: Tensor, bias: Tensor | None) -> Tensor:
+    y = F.linear(x.to(torch.bfloat16), weight).float()
+    return y if bias is None else y + bias
 
 
 class Int4Linear(nn.Linear):
@@ -131,8 +191,8 @@ class Int4Linear(nn.Linear):
     def __init__(self, blocks: Int4Blocks, bias: Tensor | None = None) -> None:
         nn.Module.__init__(self)  # no float weight: the blocks are the weight
         self.out_features, self.in_features = blocks.shape
-        if self.out_features % 64:
-            raise ShapeError(f"Int4Linear needs a multiple of 64 output features, got {self.out_features}")
+        if self.out_features % TILE:
+            raise ShapeError(f"Int4Linear needs a multiple of {TILE} output features, got {self.out_features}")
         self.register_buffer("packed", blocks.packed)  # (N, K/2)
         self.register_buffer("scales_and_zeros", blocks.scales_and_zeros)  # (K/32, N, 2)
         _set_bias(self, bias)
@@ -146,29 +206,76 @@ class Int4Linear(nn.Linear):
         (``q·scale + (zero - 8·scale)`` would round the block's offset once for all its 32 weights: a shared error
         that adds up in every dot product)."""
         N, K = self.out_features, self.in_features
-        tiles = N // 64
+        tiles = N // TILE
         # The kernel's layout: per tile of 64 rows, K × 32 bytes; byte (k, j) holds rows j (low) and j + 32 (high).
-        packed = self.packed.view(tiles, K, 32)
-        values = torch.empty(K, tiles, 2, 32, dtype=torch.uint8, device=packed.device)  # (K, N) once viewed
-        torch.bitwise_and(packed, 15, out=values[:, :, 0].permute(1, 0, 2))
-        torch.bitwise_right_shift(packed, 4, out=values[:, :, 1].permute(1, 0, 2))
-        centred = values.view(K // GROUP, GROUP, N).to(torch.bfloat16).sub_(8)  # q - 8, exact
+        # Flipping a nibble's top bit turns q into q - 8 as a signed 4-bit number; moved to the top of a byte, it
+        # reads as the int8 16·(q - 8), exactly, and a scale divided by 16 (a power of two: exact) takes it back.
+        flipped = torch.bitwise_xor(self.packed, 0x88).view(tiles, K, TILE // 2)
+        values = torch.empty(K, tiles, 2, TILE // 2, dtype=torch.uint8, device=flipped.device)  # (K, N) once viewed
+        torch.bitwise_left_shift(flipped, 4, out=values[:, :, 0].permute(1, 0, 2))  # rows j: the low nibbles
+        torch.bitwise_and(flipped, 0xF0, out=values[:, :, 1].permute(1, 0, 2))  # rows j + 32: the high ones
+        sixteenths = values.view(torch.int8).view(K // GROUP, GROUP, N).to(torch.bfloat16)  # 16·(q - 8)
         # Contiguous (K/32, 1, N) factors: addcmul broadcasting a strided one is several times slower.
-        scale, zero = (self.scales_and_zeros[..., i].unsqueeze(1).contiguous() for i in (0, 1))
-        return torch.addcmul(zero, centred, scale).view(K, N)
+        scale = (self.scales_and_zeros[..., 0] / 16).unsqueeze(1)
+        zero = self.scales_and_zeros[..., 1].unsqueeze(1).contiguous()
+        return torch.addcmul(zero, sixteenths, scale, out=sixteenths).view(K, N)  # in place: one temporary fewer
 
     def forward(self, x: Tensor) -> Tensor:
-        rows = x.numel() // self.in_features
-        flat = x.reshape(rows, self.in_features).to(torch.bfloat16)  # (rows, K)
-        if rows <= MAX_INT4_ROWS:
-            y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, self.packed, GROUP, self.scales_and_zeros)
-        else:
-            y = flat @ self.dequantised()  # (rows, N)
-        y = y.view(*x.shape[:-1], self.out_features).float()
-        return y if self.bias is None else y + self.bias
+        return _int4_product(x, packed=self.packed, scales_and_zeros=self.scales_and_zeros, bias=self.bias, layer=self)
+
+    def functional(self) -> Callable[[Tensor], Tensor]:
+        """:meth:`forward` as a function of ``x`` alone, on this layer's own tensors (no module look-ups per call)."""
+        tensors = {"packed": self.packed, "scales_and_zeros": self.scales_and_zeros, "bias": self.bias}
+        return functools.partial(_int4_product, **tensors, layer=self)
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, 4-bit blocks of {GROUP}"
+
+    @staticmethod
+    def side_by_side(layers: Sequence[nn.Module]) -> Int4Linear | None:
+        """One layer whose output ``(…, ΣN_i)`` is the outputs of ``layers`` side by side, on the same packed
+        values (no copy), where :class:`SideBySide` laid them out so (each one's rows right after the
+        previous one's, in one buffer); None otherwise. Its scales and zeros, and its bias, are concatenated
+        copies (1/4 of the packed bytes). Every output is computed as the layer alone computes it."""
+        if len(layers) < 2 or not all(type(layer) is Int4Linear for layer in layers):
+            return None
+        parts = [cast(Int4Linear, layer) for layer in layers]
+        first = parts[0].packed
+        if any(part.bias is None for part in parts) != all(part.bias is None for part in parts):
+            return None  # some with a bias, some without
+        end = first.storage_offset()
+        for part in parts:
+            packed = part.packed
+            if (
+                packed.untyped_storage().data_ptr() != first.untyped_storage().data_ptr()
+                or packed.storage_offset() != end
+                or not packed.is_contiguous()
+                or packed.shape[1] != first.shape[1]
+            ):
+                return None
+            end += packed.numel()
+        rows = sum(part.out_features for part in parts)
+        packed = first.as_strided((rows, first.shape[1]), (first.shape[1], 1))  # (ΣN_i, K/2): the shared buffer
+        scales = torch.cat([part.scales_and_zeros for part in parts], dim=1)  # (K/32, ΣN_i, 2)
+        biases: list[Tensor] = [part.bias for part in parts if part.bias is not None]
+        return Int4Linear(Int4Blocks(packed, scales), torch.cat(biases) if biases else None)
+
+
+def _int4_product(
+    x: Tensor, *, packed: Tensor, scales_and_zeros: Tensor, bias: Tensor | None, layer: Int4Linear
+) -> Tensor:
+    if x.dim() == 2 and x.shape[0] <= MAX_INT4_ROWS:  # (rows, K): a decoder's token, no reshaping
+        y = torch.ops.aten._weight_int4pack_mm_for_cpu(x.to(torch.bfloat16), packed, GROUP, scales_and_zeros)
+    else:
+        rows = x.numel() // layer.in_features
+        flat = x.reshape(rows, layer.in_features).to(torch.bfloat16)  # (rows, K)
+        if rows <= MAX_INT4_ROWS:
+            y = torch.ops.aten._weight_int4pack_mm_for_cpu(flat, packed, GROUP, scales_and_zeros)
+        else:
+            y = flat @ layer.dequantised()  # (rows, N)
+        y = y.view(*x.shape[:-1], layer.out_features)
+    y = y.float()
+    return y if bias is None else y + bias
 
 
 class BF16Embedding(nn.Embedding):
