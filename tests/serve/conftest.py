@@ -7,7 +7,9 @@ the app's registry is shared by every test that uses the ``client`` fixture.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -15,6 +17,7 @@ import torch
 from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
+from qkv.generation.fast_decoder import FastDecoder
 from qkv.model import Transformer, preset
 from qkv.serve.app import create_app
 from qkv.serve.config import Limits, ServeConfig
@@ -24,6 +27,32 @@ from qkv.training import Progress, save_checkpoint
 BASE = "http://127.0.0.1:8750"
 CORPUS = "the quick brown fox jumps over the lazy dog. a cat sits on the mat.\n"
 RUN_CONTEXT = 32
+
+
+@contextmanager
+def counting_passes(app: Starlette, name: str, seconds: float = 0.0) -> Iterator[list[int]]:
+    """Counts the passes of model ``name`` (one per prefill and per decoded token) while inside, on either path:
+    the fast decoder's (its one forward function) and the modules' (the output layer's forward hook). Each pass
+    then takes ``seconds`` more, as a real model's would, so that a stop is not a race."""
+    network = app.state.qkv.registry.load(name).network
+    calls: list[int] = []
+    forward = FastDecoder._forward
+
+    def count(*_: object) -> None:
+        calls.append(1)
+        time.sleep(seconds)
+
+    def counted(self: FastDecoder, ids: torch.Tensor) -> torch.Tensor:
+        count()
+        return forward(self, ids)
+
+    handle = network.lm_head.register_forward_hook(count)
+    FastDecoder._forward = counted  # type: ignore[method-assign]
+    try:
+        yield calls
+    finally:
+        FastDecoder._forward = forward  # type: ignore[method-assign]
+        handle.remove()
 
 
 def make_run(folder: Path) -> Path:

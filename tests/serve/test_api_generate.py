@@ -5,8 +5,6 @@ token, one generation runs at a time, and every limit is a one-line 4xx."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,13 +15,13 @@ from starlette.applications import Starlette
 from starlette.testclient import TestClient
 
 from qkv.generation import SamplingConfig, generate
-from qkv.generation.fast_decoder import FastDecoder
 from qkv.inspection.trace import trace
 from qkv.pretrained.model import Model, load
 from qkv.serve.config import Limits
 from qkv.serve.generate import GenerateRequest, Generation
 from qkv.serve.models import Loaded
 
+from .conftest import counting_passes
 from .test_api_basics import assert_refused
 
 
@@ -33,27 +31,6 @@ def lines(client: TestClient, **body: Any) -> list[dict[str, Any]]:
     assert response.headers["content-type"].startswith("application/x-ndjson")
     assert response.headers["content-security-policy"] == "default-src 'self'"
     return [json.loads(line) for line in response.text.splitlines()]
-
-
-@contextmanager
-def counting_steps(app: Starlette, name: str) -> Iterator[list[int]]:
-    """Counts the model's passes (one per prefill and per decoded token) while inside, on either path: the fast
-    decoder's (its one forward function) and the modules' (the output layer's forward hook)."""
-    network = app.state.qkv.registry.load(name).network
-    calls: list[int] = []
-    forward = FastDecoder._forward
-
-    def counted(self: FastDecoder, ids: torch.Tensor) -> torch.Tensor:
-        calls.append(1)
-        return forward(self, ids)
-
-    handle = network.lm_head.register_forward_hook(lambda *_: calls.append(1))
-    FastDecoder._forward = counted  # type: ignore[method-assign]
-    try:
-        yield calls
-    finally:
-        FastDecoder._forward = forward  # type: ignore[method-assign]
-        handle.remove()
 
 
 @pytest.mark.slow
@@ -120,7 +97,7 @@ def test_each_token_s_row_is_its_row_in_a_trace_of_the_text_so_far(client: TestC
 
 
 def test_a_client_that_closes_the_stream_stops_the_model_within_one_token(app: Starlette, client: TestClient) -> None:
-    with counting_steps(app, "run:demo") as calls:
+    with counting_passes(app, "run:demo") as calls:
         with client.stream(
             "POST", "/api/generate", json={"model": "run:demo", "prompt": "the", "tokens": 200}
         ) as stream:
@@ -154,7 +131,7 @@ def test_a_disconnect_message_stops_the_model_within_one_token(app: Starlette) -
     received: list[dict[str, Any]] = []
     at_disconnect: list[int] = []
 
-    with counting_steps(app, "run:demo") as calls:
+    with counting_passes(app, "run:demo") as calls:
 
         async def run() -> None:
             gone = anyio.Event()
