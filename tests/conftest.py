@@ -1,5 +1,6 @@
 """Shared fixtures: a fixed seed, a count of the attention kernels that ran, and one headless Chromium for the
-browser tests (one Playwright per test session: two at once cannot share Python's event loop)."""
+browser tests (one Playwright per test module, stopped with it: two at once cannot share Python's event loop,
+and a Playwright left running would keep its loop in the main thread for every later test)."""
 
 from __future__ import annotations
 
@@ -78,10 +79,10 @@ def unavailable(reason: str) -> None:
     pytest.skip(reason)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """Chromium through Playwright's sync API (never `playwright install`: the system's Chromium), shared by
-    every browser test of the session."""
+    the browser tests of one module and stopped after them."""
     try:
         from playwright.sync_api import sync_playwright
     except ImportError:
