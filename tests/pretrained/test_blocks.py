@@ -12,6 +12,8 @@ from qkv.pretrained.int8 import MAX_INT8_ROWS, RESCORED, Int8Embedding, Int8Head
 from qkv.pretrained.lowbit import MAX_INT4_ROWS, Int4Blocks, Int4Linear, SideBySide, int4_blocks
 from qkv.shapes import ShapeError
 
+from .tiny import assert_decodes_like_the_transformer
+
 gguf = pytest.importorskip("gguf")
 from gguf.quants import dequantize, quantize  # noqa: E402
 
@@ -181,12 +183,5 @@ def test_the_fast_decoder_reads_a_joint_product_without_rope_as_the_transformer_
         parts = [int4_blocks(quantize(w, gguf.GGMLQuantizationType.Q4_0), "Q4_0", (D, D)) for w in weights]
         placed = side_by_side([part for part in parts if part is not None])
         attention.to_q, attention.to_k, attention.to_v = (Int4Linear(part) for part in placed)
-    decoder = FastDecoder(model, 12)
-    assert all(layer.to_qkv is not None for layer in decoder.layers)
-    ids = torch.randint(0, 40, (12,))
-    cache = model.new_cache(1, 12)
-    with torch.inference_mode():
-        got, expected = decoder.prefill(ids[:6]), model(ids[None, :6], cache=cache)[0, -1]
-        for token in ids[6:]:
-            torch.testing.assert_close(got, expected, rtol=0, atol=1e-5 * expected.abs().max().item())
-            got, expected = decoder.decode(int(token)), model(token.view(1, 1), cache=cache)[0, -1]
+    assert all(layer.to_qkv is not None for layer in FastDecoder(model, 12).layers)
+    assert_decodes_like_the_transformer(model, torch.randint(0, 40, (12,)), prompt=6, capacity=12, atol=1e-5)

@@ -18,7 +18,7 @@ from qkv.pretrained.int8 import Int8Embedding, Int8Head
 from qkv.pretrained.lowbit import MAX_INT4_ROWS, BF16Embedding, BF16Linear, Int4Linear, int4_blocks
 
 from .conftest import transformers_or_skip
-from .tiny import gguf_tensors, tiny_llama, write_gguf
+from .tiny import assert_decodes_like_the_transformer, gguf_tensors, tiny_llama, write_gguf
 
 pytestmark = pytest.mark.slow  # parity with transformers
 
@@ -144,13 +144,7 @@ def test_the_fast_decoder_runs_4bit_projections_side_by_side_and_computes_the_tr
     assert all(isinstance(layer, Int4Linear) for layer in (attention.to_k, attention.to_v, mlp.to_hidden))
     decoder = FastDecoder(model, 16)
     assert all(layer.to_qkv is not None and layer.to_gate_hidden is not None for layer in decoder.layers)
-    ids = torch.randint(3, 262, (12,))
-    cache = model.new_cache(1, 16)
-    with torch.inference_mode():
-        got, expected = decoder.prefill(ids[:8]), model(ids[None, :8], cache=cache)[0, -1]
-        for token in ids[8:]:
-            torch.testing.assert_close(got, expected, rtol=0, atol=1e-4 * expected.abs().max().item())
-            got, expected = decoder.decode(int(token)), model(token.view(1, 1), cache=cache)[0, -1]
+    assert_decodes_like_the_transformer(model, torch.randint(3, 262, (12,)), prompt=8, capacity=16, atol=1e-4)
 
 
 @pytest.mark.parametrize("dtype", ["bfloat16", "int4"])

@@ -167,3 +167,18 @@ def set_tensor_type(path: Path, tensor: str, type_number: int) -> None:
     at = start + 4 + 8 * dims
     data[at : at + 4] = type_number.to_bytes(4, "little")
     path.write_bytes(bytes(data))
+
+
+def assert_decodes_like_the_transformer(model: Any, ids: torch.Tensor, prompt: int, capacity: int, atol: float) -> None:
+    """``FastDecoder`` over ``model`` prefills ``ids[:prompt]`` and decodes the rest one token at a time; each of
+    its logits equals the Transformer's own cached pass within ``atol`` of the logits' largest magnitude."""
+    from qkv.generation.fast_decoder import FastDecoder
+
+    decoder = FastDecoder(model, capacity)
+    cache = model.new_cache(1, capacity)
+    with torch.inference_mode():
+        steps = [(decoder.prefill(ids[:prompt]), model(ids[None, :prompt], cache=cache)[0, -1])]
+        for token in ids[prompt:]:
+            steps.append((decoder.decode(int(token)), model(token.view(1, 1), cache=cache)[0, -1]))
+    for got, expected in steps:
+        torch.testing.assert_close(got, expected, rtol=0, atol=atol * expected.abs().max().item())
