@@ -42,7 +42,7 @@ from qkv.cli.errors import UserError, resolve_index
 from qkv.cli.output import columns, wrap
 from qkv.cli.train import parse_seed
 from qkv.errors import check_text
-from qkv.threads import decode_threads, use_threads
+from qkv.threads import decode_threads, use_threads, user_chose_threads
 
 if TYPE_CHECKING:
     import torch
@@ -161,10 +161,11 @@ def run(args: argparse.Namespace) -> int:
     from qkv.pretrained import load
 
     model = load(name, dtype=dtype)
-    parameters = model.config.parameter_count()  # low-bit layers hold buffers, not parameters: count by the config
-    use_threads(decode_threads(parameters))  # one thread for a small model: as fast, and far faster when busy
     if not model.is_causal:
         raise UserError(f"{name} is an encoder and writes no text; generate with a language model (smollm2)")
+    if not user_chose_threads():  # (decode_threads samples the machine's load for 0.1 s: only when it decides)
+        parameters = model.config.parameter_count()  # low-bit layers hold buffers, not parameters: by the config
+        use_threads(decode_threads(parameters))  # one thread for a small model, the idle cores for a large one
     chat = model.chat_template is not None and not args.raw
     sampling = _sampling(args, 0.0 if model.chat_template is not None else CONTINUE_TEMPERATURE)
     prompt = model.chat_prompt(args.prompt) if chat else args.prompt
